@@ -61,7 +61,6 @@ const EMBEDDED: &[(&str, &str)] = &[
     embed!("plaid.upload_succeeded"),
 ];
 
-
 /// Why a catalog could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -171,7 +170,9 @@ impl Catalog {
             };
             let uuid = Uuid::new_v5(&EVENT_TYPE_NAMESPACE, row.name.as_bytes());
             if row.uuid.is_some_and(|u| u != uuid) {
-                return Err(invalid(format!("uuid must be the UUIDv5 of the name: {uuid}")));
+                return Err(invalid(format!(
+                    "uuid must be the UUIDv5 of the name: {uuid}"
+                )));
             }
             if !SEVERITIES.contains(&row.severity.as_str()) {
                 return Err(invalid(format!("unknown severity {}", row.severity)));
@@ -184,11 +185,12 @@ impl Catalog {
                 path: row.example.clone(),
                 reason,
             })?;
-            let example: Value = serde_json::from_str(&text).map_err(|e| CatalogError::Example {
-                name: row.name.clone(),
-                path: row.example.clone(),
-                reason: e.to_string(),
-            })?;
+            let example: Value =
+                serde_json::from_str(&text).map_err(|e| CatalogError::Example {
+                    name: row.name.clone(),
+                    path: row.example.clone(),
+                    reason: e.to_string(),
+                })?;
             let schema = schema_for(&row.name, &row.required, &example);
             let validator = jsonschema::validator_for(&schema)
                 .map_err(|e| invalid(format!("schema does not compile: {e}")))?;
@@ -296,7 +298,10 @@ fn schema_for(name: &str, required: &[String], example: &Value) -> Value {
     }
     properties.insert("event_name".into(), json!({"const": name}));
     properties.insert("severity".into(), json!({"enum": SEVERITIES}));
-    properties.insert("notification_type".into(), json!({"enum": NOTIFICATION_TYPES}));
+    properties.insert(
+        "notification_type".into(),
+        json!({"enum": NOTIFICATION_TYPES}),
+    );
     properties.insert("notification_reason".into(), json!({"type": "string"}));
     properties.insert("status".into(), json!({"type": "string"}));
     let mut schema = json!({
@@ -341,13 +346,20 @@ mod tests {
             assert_eq!(&on_disk, text, "{path} differs from the seed");
         }
         let events = std::fs::read_dir(seed.join("events")).unwrap().count();
-        assert_eq!(events + 1, EMBEDDED.len(), "every seed event file is embedded");
+        assert_eq!(
+            events + 1,
+            EMBEDDED.len(),
+            "every seed event file is embedded"
+        );
     }
 
     #[test]
     fn uuids_are_v5_of_the_name() {
         for t in Catalog::embedded().unwrap().iter() {
-            assert_eq!(t.uuid, Uuid::new_v5(&EVENT_TYPE_NAMESPACE, t.name.as_bytes()));
+            assert_eq!(
+                t.uuid,
+                Uuid::new_v5(&EVENT_TYPE_NAMESPACE, t.name.as_bytes())
+            );
         }
     }
 
@@ -356,7 +368,10 @@ mod tests {
         let c = Catalog::embedded().unwrap();
         let s = &c.get("document.verification_failed").unwrap().schema;
         assert_eq!(s["properties"]["book_pk"]["type"], "integer");
-        assert_eq!(s["properties"]["mixed_uploaded_doc_uuid"]["type"], json!(["string", "null"]));
+        assert_eq!(
+            s["properties"]["mixed_uploaded_doc_uuid"]["type"],
+            json!(["string", "null"])
+        );
         assert_eq!(s["properties"]["status"]["type"], "string");
         assert_eq!(s["properties"]["severity"]["enum"], json!(SEVERITIES));
         assert_eq!(s["required"], json!(["event_name", "book_uuid"]));

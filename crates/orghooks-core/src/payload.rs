@@ -184,7 +184,8 @@ mod tests {
     #[test]
     fn defaults_come_from_the_catalog_and_nothing_else_is_added() {
         let c = catalog();
-        let p = json!({"event_name": "book.verified", "book_uuid": null, "uploaded_docs": [], "x": 1});
+        let p =
+            json!({"event_name": "book.verified", "book_uuid": null, "uploaded_docs": [], "x": 1});
         let (done, _) = c.validate_and_complete(p).unwrap();
         assert_eq!(
             done,
@@ -216,13 +217,34 @@ mod tests {
             (json!([1]), "payload"),
             (json!({"book_uuid": id}), "payload.event_name"),
             (json!({"event_name": "nope"}), "payload.event_name"),
-            (json!({"event_name": "book.verified", "uploaded_docs": []}), "payload.book_uuid"),
-            (json!({"event_name": "book.verified", "book_uuid": "x", "uploaded_docs": []}), "payload.book_uuid"),
-            (json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "severity": "URGENT"}), "payload.severity"),
-            (json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "book_pk": 1.5}), "payload.book_pk"),
-            (json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "book_pk": "5"}), "payload.book_pk"),
-            (json!({"event_name": "document.verification_failed", "book_uuid": id, "doc_uuid": id, "uploaded_doc_uuid": other}), "payload.doc_uuid"),
-            (json!({"event_name": "document.verification_failed", "book_uuid": id}), "payload.doc_uuid"),
+            (
+                json!({"event_name": "book.verified", "uploaded_docs": []}),
+                "payload.book_uuid",
+            ),
+            (
+                json!({"event_name": "book.verified", "book_uuid": "x", "uploaded_docs": []}),
+                "payload.book_uuid",
+            ),
+            (
+                json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "severity": "URGENT"}),
+                "payload.severity",
+            ),
+            (
+                json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "book_pk": 1.5}),
+                "payload.book_pk",
+            ),
+            (
+                json!({"event_name": "book.verified", "book_uuid": id, "uploaded_docs": [], "book_pk": "5"}),
+                "payload.book_pk",
+            ),
+            (
+                json!({"event_name": "document.verification_failed", "book_uuid": id, "doc_uuid": id, "uploaded_doc_uuid": other}),
+                "payload.doc_uuid",
+            ),
+            (
+                json!({"event_name": "document.verification_failed", "book_uuid": id}),
+                "payload.doc_uuid",
+            ),
         ];
         for (payload, field) in cases {
             let err = c.validate_and_complete(payload.clone()).unwrap_err();

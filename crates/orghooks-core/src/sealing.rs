@@ -146,7 +146,9 @@ mod tests {
     #[test]
     fn rotation_keeps_old_values_readable() {
         let old = Keyring::generate_spec("old");
-        let sealed = Keyring::from_specs(&[old.clone()]).unwrap().seal(&SecretString::new("s"));
+        let sealed = Keyring::from_specs(&[old.clone()])
+            .unwrap()
+            .seal(&SecretString::new("s"));
         let ring = Keyring::from_specs(&[Keyring::generate_spec("new"), old]).unwrap();
         assert_eq!(ring.open(&sealed).unwrap().expose(), "s");
         assert!(ring.seal(&SecretString::new("s")).starts_with("new:"));
@@ -154,13 +156,22 @@ mod tests {
 
     #[test]
     fn bad_keys_and_tampering_are_refused() {
-        assert!(matches!(Keyring::from_specs::<&str>(&[]), Err(SealError::NoKeys)));
-        assert!(matches!(Keyring::from_specs(&["k1:abc"]), Err(SealError::BadKey(_))));
+        assert!(matches!(
+            Keyring::from_specs::<&str>(&[]),
+            Err(SealError::NoKeys)
+        ));
+        assert!(matches!(
+            Keyring::from_specs(&["k1:abc"]),
+            Err(SealError::BadKey(_))
+        ));
         let ring = Keyring::from_specs(&[Keyring::generate_spec("k1")]).unwrap();
         let mut sealed = ring.seal(&SecretString::new("secret"));
         sealed.pop();
         sealed.push('A');
         assert!(ring.open(&sealed).is_err());
-        assert!(matches!(ring.open("k9:AAAA"), Err(SealError::UnknownKey(_))));
+        assert!(matches!(
+            ring.open("k9:AAAA"),
+            Err(SealError::UnknownKey(_))
+        ));
     }
 }

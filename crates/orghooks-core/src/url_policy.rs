@@ -92,8 +92,10 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<BlockedRange> {
     let segments = ip.segments();
     // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64
     // (64:ff9b::a.b.c.d) addresses reach the embedded IPv4 address.
-    let embeds_v4 = matches!(segments, [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _])
-        || matches!(segments, [0x64, 0xff9b, 0, 0, 0, 0, _, _]);
+    let embeds_v4 = matches!(
+        segments,
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _]
+    ) || matches!(segments, [0x64, 0xff9b, 0, 0, 0, 0, _, _]);
     if embeds_v4 {
         let [.., c, d] = segments;
         let v4 = Ipv4Addr::new((c >> 8) as u8, c as u8, (d >> 8) as u8, d as u8);

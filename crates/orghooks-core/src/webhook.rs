@@ -196,7 +196,10 @@ pub fn parse_event_names(names: &[String], catalog: &Catalog) -> Result<Vec<Stri
     if !unknown.is_empty() {
         return Err(FieldError::EventNamesUnknown(unknown.join(", ")));
     }
-    if let Some(inactive) = names.iter().find(|n| !catalog.get(n).is_some_and(|t| t.is_active)) {
+    if let Some(inactive) = names
+        .iter()
+        .find(|n| !catalog.get(n).is_some_and(|t| t.is_active))
+    {
         return Err(FieldError::EventNameInactive(inactive.clone()));
     }
     Ok(names.to_vec())
@@ -261,7 +264,10 @@ impl SignatureScheme {
             (Self::StandardWebhooks, None) => {
                 let mut key = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut key);
-                Ok((SecretString::new(format!("whsec_{}", B64.encode(key))), true))
+                Ok((
+                    SecretString::new(format!("whsec_{}", B64.encode(key))),
+                    true,
+                ))
             }
         }
     }
@@ -305,7 +311,10 @@ mod tests {
         use FieldError::*;
         let cases: &[(&str, Result<&str, FieldError>)] = &[
             ("https://example.com/hook", Ok("https://example.com/hook")),
-            ("HTTPS://Example.COM:443/a/../hook#frag", Ok("https://example.com/hook")),
+            (
+                "HTTPS://Example.COM:443/a/../hook#frag",
+                Ok("https://example.com/hook"),
+            ),
             ("http://example.com", Ok("http://example.com/")),
             ("https://93.184.216.34/x", Ok("https://93.184.216.34/x")),
             ("example.com/hook", Err(UrlScheme)),
@@ -321,9 +330,18 @@ mod tests {
             let got = parse(input).map(|u| u.without_password().to_owned());
             assert_eq!(got, want.clone().map(str::to_owned), "{input}");
         }
-        assert!(matches!(parse("http://127.0.0.1:8080/"), Err(UrlBlockedAddress { .. })));
-        assert!(matches!(parse("http://[::ffff:10.0.0.1]/"), Err(UrlBlockedAddress { .. })));
-        assert!(matches!(parse("http://169.254.169.254/"), Err(UrlBlockedAddress { .. })));
+        assert!(matches!(
+            parse("http://127.0.0.1:8080/"),
+            Err(UrlBlockedAddress { .. })
+        ));
+        assert!(matches!(
+            parse("http://[::ffff:10.0.0.1]/"),
+            Err(UrlBlockedAddress { .. })
+        ));
+        assert!(matches!(
+            parse("http://169.254.169.254/"),
+            Err(UrlBlockedAddress { .. })
+        ));
         let allow = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]);
         assert!(WebhookUrl::parse("http://127.0.0.1:8080/", &allow).is_ok());
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
@@ -341,10 +359,19 @@ mod tests {
 
     #[test]
     fn descriptions_and_event_names() {
-        assert_eq!(parse_description("ab"), Err(FieldError::DescriptionTooShort));
+        assert_eq!(
+            parse_description("ab"),
+            Err(FieldError::DescriptionTooShort)
+        );
         assert_eq!(parse_description("abc").unwrap(), "abc");
-        assert_eq!(parse_description(&"é".repeat(255)).unwrap().chars().count(), 255);
-        assert_eq!(parse_description(&"a".repeat(256)), Err(FieldError::DescriptionTooLong));
+        assert_eq!(
+            parse_description(&"é".repeat(255)).unwrap().chars().count(),
+            255
+        );
+        assert_eq!(
+            parse_description(&"a".repeat(256)),
+            Err(FieldError::DescriptionTooLong)
+        );
         let c = Catalog::embedded().unwrap();
         let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(parse_event_names(&[], &c), Err(FieldError::EventNamesEmpty));
@@ -374,7 +401,13 @@ mod tests {
         let (generated, shown) = s.secret(None).unwrap();
         assert!(shown && generated.expose().starts_with("whsec_"));
         assert_eq!(s.secret(Some(generated.expose())).unwrap().1, false);
-        assert_eq!(s.secret(Some("whsec_AAAA")), Err(FieldError::StandardSecret));
-        assert_eq!(s.secret(Some(&"a".repeat(20))), Err(FieldError::StandardSecret));
+        assert_eq!(
+            s.secret(Some("whsec_AAAA")),
+            Err(FieldError::StandardSecret)
+        );
+        assert_eq!(
+            s.secret(Some(&"a".repeat(20))),
+            Err(FieldError::StandardSecret)
+        );
     }
 }

@@ -1,0 +1,78 @@
+//! The SQLite schema, as numbered migrations applied in order at open and
+//! recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::backend;
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE orgs (
+    uuid        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE accounts (
+    uuid                TEXT PRIMARY KEY,
+    org_uuid            TEXT NOT NULL REFERENCES orgs(uuid),
+    name                TEXT NOT NULL,
+    role                TEXT NOT NULL CHECK (role IN ('manager', 'member')),
+    client_id           TEXT NOT NULL,
+    client_secret_hash  BLOB NOT NULL,
+    disabled_at         INTEGER,
+    created_at          INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX accounts_client_id ON accounts(client_id);
+CREATE INDEX accounts_org ON accounts(org_uuid);
+
+CREATE TABLE tokens (
+    hash          BLOB PRIMARY KEY,
+    account_uuid  TEXT NOT NULL REFERENCES accounts(uuid),
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tokens_expiry ON tokens(expires_at);
+
+CREATE TABLE webhooks (
+    uuid                 TEXT PRIMARY KEY,
+    org_uuid             TEXT NOT NULL REFERENCES orgs(uuid),
+    url                  TEXT NOT NULL,
+    url_password_sealed  TEXT,
+    description          TEXT,
+    is_active            INTEGER NOT NULL,
+    event_names          TEXT NOT NULL,
+    secret_sealed        TEXT,
+    signature_scheme     TEXT NOT NULL,
+    ordering             TEXT NOT NULL,
+    max_in_flight        INTEGER NOT NULL,
+    disabled_reason      TEXT,
+    disabled_at          INTEGER,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL,
+    deleted_at           INTEGER
+);
+CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url) WHERE deleted_at IS NULL;
+CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
+"#];
+
+/// Brings the schema up to date; refuses a database newer than this binary.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this orghooks ({}); upgrade orghooks",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}

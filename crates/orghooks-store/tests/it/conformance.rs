@@ -1,0 +1,259 @@
+//! Backend-independent checks of the `Store` contract.
+
+use std::sync::Arc;
+
+use orghooks_core::webhook::{Ordering, SignatureScheme};
+use orghooks_store::*;
+use uuid::Uuid;
+
+pub async fn seed_org(store: &dyn Store, name: &str) -> Org {
+    store
+        .create_org(NewOrg {
+            uuid: Uuid::new_v4(),
+            name: name.into(),
+            created_at: 1_000,
+        })
+        .await
+        .unwrap()
+}
+
+async fn seed_account(store: &dyn Store, org: Uuid, role: Role) -> Account {
+    store
+        .create_account(NewAccount {
+            uuid: Uuid::new_v4(),
+            org_uuid: org,
+            name: "acct".into(),
+            role,
+            client_id: Uuid::new_v4().simple().to_string(),
+            client_secret_hash: vec![1, 2, 3],
+            created_at: 2_000,
+        })
+        .await
+        .unwrap()
+}
+
+fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
+    NewWebhook {
+        uuid: Uuid::new_v4(),
+        org_uuid: org,
+        url: url.into(),
+        url_password_sealed: None,
+        description: Some("desc".into()),
+        is_active: true,
+        event_names: vec!["book.verified".into()],
+        signature_scheme: SignatureScheme::Ocrolus,
+        ordering: Ordering::None,
+        max_in_flight: 16,
+        created_at: 3_000,
+    }
+}
+
+pub async fn orgs_and_accounts(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a").await;
+    let b = seed_org(&*store, "b").await;
+    assert_eq!(store.list_orgs().await.unwrap().len(), 2);
+    let acct = seed_account(&*store, a.uuid, Role::Manager).await;
+    seed_account(&*store, b.uuid, Role::Member).await;
+    assert_eq!(store.list_accounts(None).await.unwrap().len(), 2);
+    assert_eq!(
+        store.list_accounts(Some(a.uuid)).await.unwrap(),
+        vec![acct.clone()]
+    );
+    let creds = store
+        .account_by_client_id(&acct.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creds.account, acct);
+    assert_eq!(creds.client_secret_hash, vec![1, 2, 3]);
+    assert!(store.account_by_client_id("nope").await.unwrap().is_none());
+
+    let mut dup = NewAccount {
+        uuid: Uuid::new_v4(),
+        org_uuid: a.uuid,
+        name: "dup".into(),
+        role: Role::Member,
+        client_id: acct.client_id.clone(),
+        client_secret_hash: vec![],
+        created_at: 0,
+    };
+    assert!(matches!(
+        store.create_account(dup.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    dup.org_uuid = Uuid::new_v4();
+    dup.client_id = "fresh".into();
+    assert!(matches!(
+        store.create_account(dup).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let disabled = store
+        .set_account_disabled(acct.uuid, Some(5))
+        .await
+        .unwrap();
+    assert_eq!(disabled.disabled_at, Some(5));
+    let enabled = store.set_account_disabled(acct.uuid, None).await.unwrap();
+    assert_eq!(enabled.disabled_at, None);
+    assert!(matches!(
+        store.set_account_disabled(Uuid::new_v4(), Some(1)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn token_grants_follow_the_account(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let acct = seed_account(&*store, org.uuid, Role::Manager).await;
+    let token = NewToken {
+        hash: vec![9; 32],
+        account_uuid: acct.uuid,
+        created_at: 10,
+        expires_at: 20,
+    };
+    store.insert_token(token).await.unwrap();
+    let grant = store.token_grant(vec![9; 32]).await.unwrap().unwrap();
+    assert_eq!(grant.account.uuid, acct.uuid);
+    assert_eq!(grant.expires_at, 20);
+    assert!(store.token_grant(vec![8; 32]).await.unwrap().is_none());
+    store
+        .set_account_disabled(acct.uuid, Some(15))
+        .await
+        .unwrap();
+    let grant = store.token_grant(vec![9; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        grant.account.disabled_at,
+        Some(15),
+        "a grant shows the account as it is now"
+    );
+}
+
+pub async fn webhook_crud_is_scoped_to_its_org(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a").await;
+    let b = seed_org(&*store, "b").await;
+    let w = store
+        .insert_webhook(new_webhook(a.uuid, "https://example.com/a"), 5)
+        .await
+        .unwrap();
+    assert_eq!(w.created_at, 3_000);
+    assert_eq!(w.updated_at, 3_000);
+    assert_eq!(store.get_webhook(a.uuid, w.uuid).await.unwrap(), w);
+    assert!(matches!(
+        store.get_webhook(b.uuid, w.uuid).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.list_webhooks(b.uuid).await.unwrap().is_empty());
+    let patch = WebhookPatch {
+        description: Some("new".into()),
+        updated_at: 4_000,
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_webhook(b.uuid, w.uuid, patch.clone()).await,
+        Err(StoreError::NotFound)
+    ));
+    let updated = store.update_webhook(a.uuid, w.uuid, patch).await.unwrap();
+    assert_eq!(updated.description.as_deref(), Some("new"));
+    assert_eq!(updated.updated_at, 4_000);
+    assert_eq!(updated.event_names, w.event_names);
+    assert!(matches!(
+        store.delete_webhook(b.uuid, w.uuid, 5_000).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_webhook(a.uuid, w.uuid, 5_000).await.unwrap();
+    assert!(matches!(
+        store.get_webhook(a.uuid, w.uuid).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_webhook(a.uuid, w.uuid, 5_000).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.list_webhooks(a.uuid).await.unwrap().is_empty());
+}
+
+pub async fn webhook_limit_holds_under_concurrency(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_webhook(
+                        new_webhook(org.uuid, &format!("https://example.com/{i}")),
+                        5,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::LimitReached) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(store.list_webhooks(org.uuid).await.unwrap().len(), 5);
+}
+
+pub async fn webhook_url_is_unique_among_live_webhooks(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a").await;
+    let b = seed_org(&*store, "b").await;
+    let url = "https://example.com/same";
+    let w = store
+        .insert_webhook(new_webhook(a.uuid, url), 5)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_webhook(new_webhook(a.uuid, url), 5).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .insert_webhook(new_webhook(b.uuid, url), 5)
+        .await
+        .unwrap();
+    let other = store
+        .insert_webhook(new_webhook(a.uuid, "https://example.com/other"), 5)
+        .await
+        .unwrap();
+    let patch = WebhookPatch {
+        url: Some((url.into(), None)),
+        updated_at: 1,
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_webhook(a.uuid, other.uuid, patch).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_webhook(a.uuid, w.uuid, 10).await.unwrap();
+    store
+        .insert_webhook(new_webhook(a.uuid, url), 5)
+        .await
+        .unwrap();
+}
+
+pub async fn reactivation_clears_disabled_fields(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let w = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/x"), 5)
+        .await
+        .unwrap();
+    let off = WebhookPatch {
+        is_active: Some(false),
+        updated_at: 2,
+        ..Default::default()
+    };
+    let w2 = store.update_webhook(org.uuid, w.uuid, off).await.unwrap();
+    assert!(!w2.is_active);
+    let on = WebhookPatch {
+        is_active: Some(true),
+        updated_at: 3,
+        ..Default::default()
+    };
+    let w3 = store.update_webhook(org.uuid, w.uuid, on).await.unwrap();
+    assert!(w3.is_active);
+    assert_eq!(w3.disabled_reason, None);
+    assert_eq!(w3.disabled_at, None);
+}

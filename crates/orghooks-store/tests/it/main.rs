@@ -1,0 +1,5 @@
+//! The store's behavioural conformance suite. Every backend must pass the
+//! same checks; each test gets a fresh database.
+
+mod conformance;
+mod sqlite;
