@@ -1,0 +1,113 @@
+//! The operator's admin operations behind `orghooks admin …`: organizations
+//! and API accounts. They reach the store directly, so they work while a
+//! server runs on the same data; the server reads grants fresh on every
+//! request, so a change here takes effect there at once.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use orghooks_core::{Clock, clock::format_ms, credentials};
+use orghooks_store::{Account, NewAccount, NewOrg, Org, Role, Store, StoreError};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::data_dir;
+
+pub struct Admin {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A new account and its client secret, which is shown once and never stored.
+pub struct CreatedAccount {
+    pub account: Account,
+    pub client_secret: String,
+}
+
+impl Admin {
+    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: data_dir::open_store(config)?,
+            clock,
+        })
+    }
+
+    pub async fn create_org(&self, name: &str) -> anyhow::Result<Org> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            bail!("--name: must be 1 to 255 characters");
+        }
+        Ok(self
+            .store
+            .create_org(NewOrg {
+                uuid: Uuid::new_v4(),
+                name: name.to_owned(),
+                created_at: self.clock.now_ms(),
+            })
+            .await?)
+    }
+
+    pub async fn list_orgs(&self) -> anyhow::Result<Vec<Org>> {
+        Ok(self.store.list_orgs().await?)
+    }
+
+    pub async fn create_account(
+        &self,
+        org: Uuid,
+        name: &str,
+        role: Role,
+    ) -> anyhow::Result<CreatedAccount> {
+        let client_secret = credentials::new_client_secret();
+        let result = self
+            .store
+            .create_account(NewAccount {
+                uuid: Uuid::new_v4(),
+                org_uuid: org,
+                name: name.trim().to_owned(),
+                role,
+                client_id: credentials::new_client_id(),
+                client_secret_hash: credentials::hash(&client_secret),
+                created_at: self.clock.now_ms(),
+            })
+            .await;
+        match result {
+            Ok(account) => Ok(CreatedAccount {
+                account,
+                client_secret,
+            }),
+            Err(StoreError::NotFound) => bail!("--org: no organization {org}"),
+            Err(e) => Err(e).context("cannot create the account"),
+        }
+    }
+
+    pub async fn list_accounts(&self, org: Option<Uuid>) -> anyhow::Result<Vec<Account>> {
+        Ok(self.store.list_accounts(org).await?)
+    }
+
+    /// Disables (or re-enables) an account: its tokens stop working at once.
+    pub async fn set_disabled(&self, account: Uuid, disabled: bool) -> anyhow::Result<Account> {
+        let at = disabled.then(|| self.clock.now_ms());
+        match self.store.set_account_disabled(account, at).await {
+            Err(StoreError::NotFound) => bail!("no account {account}"),
+            other => Ok(other?),
+        }
+    }
+}
+
+pub fn org_json(org: &Org) -> Value {
+    json!({"uuid": org.uuid, "name": org.name, "created_on": format_ms(org.created_at)})
+}
+
+pub fn account_json(a: &Account) -> Value {
+    json!({
+        "uuid": a.uuid,
+        "org_uuid": a.org_uuid,
+        "name": a.name,
+        "role": a.role.as_str(),
+        "client_id": a.client_id,
+        "disabled": a.disabled_at.is_some(),
+        "disabled_at": a.disabled_at.map(format_ms),
+        "created_on": format_ms(a.created_at),
+    })
+}

@@ -1,0 +1,209 @@
+//! Configuration: the documented defaults of `config/default.toml` (built
+//! in), an optional file, `ORGHOOKS_<SECTION>__<KEY>` environment variables
+//! and flags, merged in that order and checked once into a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The built-in defaults; `config/default.toml` is their documentation.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub webhooks: WebhooksConfig,
+    pub security: SecurityConfig,
+    pub catalog: CatalogConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub sqlite_synchronous_full: bool,
+    pub sqlite_readers: usize,
+    pub write_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub max_per_org: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub allow_cidrs: Vec<IpNet>,
+    pub encryption_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Values given as command-line flags; they win over everything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Merges defaults, `file`, the environment and `overrides`, then checks
+    /// the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_owned()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("ORGHOOKS_").split("__"));
+        let mut flags = serde_json::Map::new();
+        if let Some(listen) = overrides.listen {
+            flags.insert("http".into(), serde_json::json!({ "listen": listen }));
+        }
+        let mut storage = serde_json::Map::new();
+        if let Some(dir) = &overrides.data_dir {
+            storage.insert("data_dir".into(), serde_json::json!(dir));
+        }
+        if let Some(url) = &overrides.database_url {
+            storage.insert("database_url".into(), serde_json::json!(url));
+        }
+        if !storage.is_empty() {
+            flags.insert("storage".into(), storage.into());
+        }
+        figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flags)));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The built-in defaults alone (no file, no environment): what tests
+    /// start from before setting what they need.
+    pub fn defaults() -> Self {
+        let config: Config = Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("the built-in default.toml is a valid configuration");
+        config
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |s: &str| Err(ConfigError::Invalid(s.to_owned()));
+        if self.http.max_body_bytes < 1024 {
+            return invalid("http.max_body_bytes must be at least 1024");
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return invalid("auth.token_ttl_secs must be at least 1");
+        }
+        if self.webhooks.max_per_org == 0 {
+            return invalid("webhooks.max_per_org must be at least 1");
+        }
+        if self.storage.sqlite_readers == 0 || self.storage.write_queue == 0 {
+            return invalid("storage.sqlite_readers and storage.write_queue must be at least 1");
+        }
+        if !self.storage.database_url.is_empty() {
+            return invalid(
+                "storage.database_url: PostgreSQL is not available in this build yet; leave it empty to use SQLite",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_flags_win() {
+        let d = Config::defaults();
+        assert_eq!(d.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(d.webhooks.max_per_org, 5);
+        assert_eq!(d.auth.token_ttl_secs, 3600);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[webhooks]\nmax_per_org = 3\n[http]\nlisten = \"127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), &overrides).unwrap();
+        assert_eq!(c.webhooks.max_per_org, 3);
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:7");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_key_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[webhooks]\nmax_per_orgs = 3\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_per_orgs"), "{err}");
+        let missing = Config::load(Some(&dir.path().join("nope.toml")), &Overrides::default());
+        assert!(matches!(missing, Err(ConfigError::MissingFile(_))));
+    }
+}

@@ -1,0 +1,391 @@
+//! Every error the API answers with, in one place: the stable error codes,
+//! their HTTP statuses, and the SPEC §2 envelope they travel in.
+//!
+//! Codes are never reused or renumbered. Adding an [`ErrorCode`] variant
+//! forces a choice of code and status in the matches below, and
+//! `docs/error-codes.md` is checked against [`ErrorCode::ALL`] by a test.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use orghooks_core::webhook::FieldError;
+use orghooks_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A stable, documented error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Internal,
+    Unavailable,
+    Unauthorized,
+    TokenExpired,
+    AccountDisabled,
+    Forbidden,
+    NotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidPathUuid,
+    UnknownField,
+    ReadOnlyField,
+    InvalidField,
+    EmptyUpdate,
+    UrlScheme,
+    UrlHost,
+    UrlUserinfo,
+    UrlTooLong,
+    UrlBlockedAddress,
+    UrlDuplicate,
+    DescriptionTooShort,
+    DescriptionTooLong,
+    EventNamesEmpty,
+    EventNamesDuplicate,
+    EventNamesUnknown,
+    EventNameInactive,
+    WebhookLimit,
+    MaxInFlight,
+    SecretInvalid,
+    SecretRequired,
+    SchemeSecretMismatch,
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::Internal,
+        Self::Unavailable,
+        Self::Unauthorized,
+        Self::TokenExpired,
+        Self::AccountDisabled,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::RouteNotFound,
+        Self::MethodNotAllowed,
+        Self::MalformedJson,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::InvalidPathUuid,
+        Self::UnknownField,
+        Self::ReadOnlyField,
+        Self::InvalidField,
+        Self::EmptyUpdate,
+        Self::UrlScheme,
+        Self::UrlHost,
+        Self::UrlUserinfo,
+        Self::UrlTooLong,
+        Self::UrlBlockedAddress,
+        Self::UrlDuplicate,
+        Self::DescriptionTooShort,
+        Self::DescriptionTooLong,
+        Self::EventNamesEmpty,
+        Self::EventNamesDuplicate,
+        Self::EventNamesUnknown,
+        Self::EventNameInactive,
+        Self::WebhookLimit,
+        Self::MaxInFlight,
+        Self::SecretInvalid,
+        Self::SecretRequired,
+        Self::SchemeSecretMismatch,
+    ];
+
+    /// The number clients match on. Never change or reuse one.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::Internal => 1000,
+            Self::Unavailable => 1001,
+            Self::Unauthorized => 1100,
+            Self::TokenExpired => 1101,
+            Self::AccountDisabled => 1102,
+            Self::Forbidden => 1103,
+            Self::NotFound => 1200,
+            Self::RouteNotFound => 1201,
+            Self::MethodNotAllowed => 1202,
+            Self::MalformedJson => 1300,
+            Self::UnsupportedMediaType => 1301,
+            Self::PayloadTooLarge => 1302,
+            Self::InvalidPathUuid => 1303,
+            Self::UnknownField => 1304,
+            Self::ReadOnlyField => 1305,
+            Self::InvalidField => 1306,
+            Self::EmptyUpdate => 1307,
+            Self::UrlScheme => 2000,
+            Self::UrlHost => 2001,
+            Self::UrlUserinfo => 2002,
+            Self::UrlTooLong => 2003,
+            Self::UrlBlockedAddress => 2004,
+            Self::UrlDuplicate => 2005,
+            Self::DescriptionTooShort => 2010,
+            Self::DescriptionTooLong => 2011,
+            Self::EventNamesEmpty => 2020,
+            Self::EventNamesDuplicate => 2021,
+            Self::EventNamesUnknown => 2022,
+            Self::EventNameInactive => 2023,
+            Self::WebhookLimit => 2030,
+            Self::MaxInFlight => 2040,
+            Self::SecretInvalid => 2050,
+            Self::SecretRequired => 2051,
+            Self::SchemeSecretMismatch => 2052,
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized | Self::TokenExpired | Self::AccountDisabled => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MalformedJson
+            | Self::InvalidPathUuid
+            | Self::UnknownField
+            | Self::ReadOnlyField
+            | Self::InvalidField
+            | Self::EmptyUpdate
+            | Self::UrlScheme
+            | Self::UrlHost
+            | Self::UrlUserinfo
+            | Self::UrlTooLong
+            | Self::UrlBlockedAddress
+            | Self::UrlDuplicate
+            | Self::DescriptionTooShort
+            | Self::DescriptionTooLong
+            | Self::EventNamesEmpty
+            | Self::EventNamesDuplicate
+            | Self::EventNamesUnknown
+            | Self::EventNameInactive
+            | Self::WebhookLimit
+            | Self::MaxInFlight
+            | Self::SecretInvalid
+            | Self::SecretRequired
+            | Self::SchemeSecretMismatch => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// One line for the docs table.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::Internal => "unexpected server error (details are in the server log)",
+            Self::Unavailable => {
+                "the store is overloaded or shutting down; retry after Retry-After"
+            }
+            Self::Unauthorized => "no Bearer token, or an unknown one",
+            Self::TokenExpired => "the access token has expired: request a new one",
+            Self::AccountDisabled => "the token's API account is disabled",
+            Self::Forbidden => "the account's role may not do this (webhooks need `manager`)",
+            Self::NotFound => "no such object in your organization",
+            Self::RouteNotFound => "no such route",
+            Self::MethodNotAllowed => "the route exists, not with this method",
+            Self::MalformedJson => "the body is not valid JSON, or not a JSON object",
+            Self::UnsupportedMediaType => "the body must be sent as application/json",
+            Self::PayloadTooLarge => "the body is larger than http.max_body_bytes",
+            Self::InvalidPathUuid => "a uuid in the path is not a valid uuid",
+            Self::UnknownField => "the body has a field this operation does not know",
+            Self::ReadOnlyField => "the body sets a read-only field",
+            Self::InvalidField => "a field is missing or has the wrong type or value",
+            Self::EmptyUpdate => "an update must change webhook or event_names",
+            Self::UrlScheme => "url: invalid or missing URL scheme (http or https)",
+            Self::UrlHost => "url: host invalid, top level domain required",
+            Self::UrlUserinfo => "url: username and password must come together",
+            Self::UrlTooLong => "url: longer than 2048 characters",
+            Self::UrlBlockedAddress => {
+                "url: a loopback, private, link-local… address that is not allow-listed"
+            }
+            Self::UrlDuplicate => "url: the organization already has a webhook with this URL",
+            Self::DescriptionTooShort => "description: fewer than 3 characters",
+            Self::DescriptionTooLong => "description: more than 255 characters",
+            Self::EventNamesEmpty => "event_names: empty",
+            Self::EventNamesDuplicate => "event_names: a name is listed twice",
+            Self::EventNamesUnknown => "event_names: names not in the catalog",
+            Self::EventNameInactive => "event_names: an inactive event type",
+            Self::WebhookLimit => "the organization already has its maximum of webhooks",
+            Self::MaxInFlight => "max_in_flight: outside 1..=256",
+            Self::SecretInvalid => "secret_key: does not fit the webhook's signature scheme",
+            Self::SecretRequired => "secret_key: required for the ocrolus scheme",
+            Self::SchemeSecretMismatch => {
+                "signature_scheme: the webhook's current secret does not fit the new scheme"
+            }
+        }
+    }
+}
+
+/// An API error: a code, a message naming the field, and (for 5xx) the
+/// cause, which is logged once and never sent.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what}: not found"))
+    }
+
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            code: ErrorCode::Internal,
+            message: "internal error".into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// The SPEC §2 error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// The stable error code (see docs/error-codes.md).
+    pub code: u32,
+    /// What went wrong, naming the field.
+    pub message: String,
+    /// Always null on errors.
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<()>,
+    pub meta: ErrorMeta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorMeta {
+    pub status: u16,
+    pub msg: String,
+    pub code: u32,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        if status.is_server_error() {
+            match &self.source {
+                Some(source) => {
+                    tracing::error!(code = self.code.code(), error = %ErrorChain(source.as_ref()), "request failed")
+                }
+                None => {
+                    tracing::warn!(code = self.code.code(), message = %self.message, "request failed")
+                }
+            }
+        }
+        let envelope = ErrorEnvelope {
+            status: status.as_u16(),
+            code: self.code.code(),
+            message: self.message.clone(),
+            response: None,
+            meta: ErrorMeta {
+                status: status.as_u16(),
+                msg: self.message,
+                code: self.code.code(),
+            },
+        };
+        let mut response = (status, axum::Json(envelope)).into_response();
+        if self.code == ErrorCode::Unavailable {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}
+
+/// Displays an error with its whole `source()` chain.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        let code = match &e {
+            FieldError::UrlScheme => ErrorCode::UrlScheme,
+            FieldError::UrlHost => ErrorCode::UrlHost,
+            FieldError::UrlUserinfo => ErrorCode::UrlUserinfo,
+            FieldError::UrlTooLong => ErrorCode::UrlTooLong,
+            FieldError::UrlBlockedAddress { .. } => ErrorCode::UrlBlockedAddress,
+            FieldError::DescriptionTooShort => ErrorCode::DescriptionTooShort,
+            FieldError::DescriptionTooLong => ErrorCode::DescriptionTooLong,
+            FieldError::EventNamesEmpty => ErrorCode::EventNamesEmpty,
+            FieldError::EventNamesDuplicate(_) => ErrorCode::EventNamesDuplicate,
+            FieldError::EventNamesUnknown(_) => ErrorCode::EventNamesUnknown,
+            FieldError::EventNameInactive(_) => ErrorCode::EventNameInactive,
+            FieldError::MaxInFlight => ErrorCode::MaxInFlight,
+            FieldError::OcrolusSecret | FieldError::StandardSecret => ErrorCode::SecretInvalid,
+            FieldError::SecretRequired => ErrorCode::SecretRequired,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
+            StoreError::Busy | StoreError::Closed => Self {
+                code: ErrorCode::Unavailable,
+                message: "the service is busy; retry shortly".into(),
+                source: Some(Box::new(e)),
+            },
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// The markdown table of every code, as `docs/error-codes.md` holds it.
+pub fn error_code_table() -> String {
+    let mut out = String::from("| code | HTTP status | meaning |\n|---:|---:|---|\n");
+    for code in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            code.code(),
+            code.status().as_u16(),
+            code.summary()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique() {
+        let codes: HashSet<u32> = ErrorCode::ALL.iter().map(|c| c.code()).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn docs_list_every_code() {
+        let docs = include_str!("../../../../docs/error-codes.md");
+        assert!(
+            docs.contains(&error_code_table()),
+            "docs/error-codes.md is out of date; paste in this table:\n{}",
+            error_code_table()
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Request extractors that answer in the SPEC envelope: JSON bodies (content
+//! type, size, syntax, field rules), uuids in paths, and the caller's
+//! identity from its Bearer token.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use orghooks_core::credentials;
+use orghooks_store::{Account, Role};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// A JSON object body, checked for content type, size and syntax.
+pub struct JsonBody(pub Map<String, Value>);
+
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reads the body within the configured limit.
+pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("body: larger than {} bytes", state.max_body_bytes()),
+            )
+        } else {
+            ApiError::new(ErrorCode::MalformedJson, format!("body: {rejection}"))
+        }
+    })
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Content-Type: expected application/json",
+            ));
+        }
+        let bytes = body_bytes(req, state).await?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::new(
+                ErrorCode::MalformedJson,
+                "body: must be a JSON object",
+            )),
+            Err(e) => Err(ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("body: invalid JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// Refuses keys outside `allowed`, naming them; keys in `read_only` get
+/// their own code. `prefix` is the object's path (`""` for the top level).
+pub fn check_fields(
+    object: &Map<String, Value>,
+    prefix: &str,
+    allowed: &[&str],
+    read_only: &[&str],
+) -> Result<(), ApiError> {
+    for key in object.keys() {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if read_only.contains(&key.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::ReadOnlyField,
+                format!("{name}: is read-only"),
+            ));
+        }
+        if !allowed.contains(&key.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::UnknownField,
+                format!("{name}: unknown field"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deserialises a checked object into `T`, naming the field on failure.
+pub fn parse_fields<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = match inner.strip_prefix("missing field `") {
+            Some(rest) => {
+                let field = rest.trim_end_matches('`');
+                if path == "." {
+                    format!("{field}: is required")
+                } else {
+                    format!("{path}.{field}: is required")
+                }
+            }
+            None => format!("{path}: {inner}"),
+        };
+        ApiError::new(ErrorCode::InvalidField, message)
+    })
+}
+
+/// The `{webhook_uuid}` path segment.
+pub struct WebhookId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPathUuid, format!("webhook_uuid: {e}")))?;
+        Uuid::parse_str(&raw).map(WebhookId).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidPathUuid,
+                format!("webhook_uuid: {raw:?} is not a valid uuid"),
+            )
+        })
+    }
+}
+
+/// An authenticated API account, any role.
+pub struct Caller(pub Account);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("Authorization: a Bearer token is required"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                let (scheme, token) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("Authorization: expected \"Bearer <access token>\""))?;
+        // Read fresh on every request: a disabled account or an expired
+        // token is refused at once, whichever process changed it.
+        let grant = state
+            .store()
+            .token_grant(credentials::hash(token))
+            .await?
+            .ok_or_else(|| unauthorized("Authorization: unknown access token"))?;
+        if grant.expires_at <= state.now_ms() {
+            return Err(ApiError::new(
+                ErrorCode::TokenExpired,
+                "Authorization: access token expired; request a new one",
+            ));
+        }
+        if grant.account.disabled_at.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::AccountDisabled,
+                "Authorization: this API account is disabled",
+            ));
+        }
+        Ok(Self(grant.account))
+    }
+}
+
+/// An authenticated account with the `manager` role.
+pub struct Manager(pub Account);
+
+impl FromRequestParts<AppState> for Manager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(account) = Caller::from_request_parts(parts, state).await?;
+        if account.role != Role::Manager {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "role: managing webhooks needs an account with the manager role",
+            ));
+        }
+        Ok(Self(account))
+    }
+}

@@ -1,0 +1,129 @@
+//! The HTTP API. Each route lives in the file of the resource it serves;
+//! this module assembles them into one router whose OpenAPI document is
+//! generated from the same declarations, so a route cannot exist without
+//! being documented.
+
+pub mod catalog;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod oauth;
+pub mod views;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Extension, Request};
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+use error::{ApiError, ErrorCode, ErrorEnvelope};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orghooks",
+        description = "Organization-level webhooks, wire-compatible with the Ocrolus org-webhook API. \
+                       Every error answers with the envelope `ErrorEnvelope`; its `code` values are \
+                       listed in docs/error-codes.md."
+    ),
+    components(schemas(ErrorEnvelope)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "OAuth2 client credentials"),
+        (name = "webhooks", description = "An organization's webhooks (manager role)"),
+        (name = "events", description = "The event catalog"),
+        (name = "operations", description = "Health, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, rendered once at start.
+#[derive(Clone)]
+struct OpenApiJson(Arc<String>);
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+}
+
+async fn route_not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("path: no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "method: {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+/// Every route with its documentation, before state and layers.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(oauth::token))
+        .routes(routes!(webhooks::add_webhook))
+        .routes(routes!(webhooks::list_webhooks))
+        .routes(routes!(webhooks::get_webhook))
+        .routes(routes!(webhooks::update_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::webhook_events))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(catalog::list_event_types))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of every route the router serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+/// The whole API, ready to serve.
+pub fn router(state: AppState) -> axum::Router {
+    let (router, api) = documented_routes().split_for_parts();
+    let doc = OpenApiJson(Arc::new(
+        api.to_pretty_json()
+            .expect("the OpenAPI document serialises"),
+    ));
+    router
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes()))
+        .layer(Extension(doc))
+        .with_state(state)
+}

@@ -1,0 +1,417 @@
+//! The org admin's webhook operations (SPEC §2): add, list, retrieve,
+//! update, delete, list a webhook's events, set its signing secret. All need
+//! a manager token; another org's webhook is 404, as if it did not exist.
+
+use axum::extract::State;
+use orghooks_core::sealing::SecretString;
+use orghooks_core::webhook::{
+    Ordering, SignatureScheme, WebhookUrl, parse_description, parse_event_names,
+    parse_max_in_flight,
+};
+use orghooks_store::{NewWebhook, StoreError, Webhook, WebhookPatch};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode, ErrorEnvelope};
+use super::extract::{JsonBody, Manager, WebhookId, check_fields, parse_fields};
+use super::views::{
+    Empty, Envelope, EventTypeList, EventTypeSummary, RotatedSecret, WebhookList, WebhookSummary,
+    WebhookView, ok, with_message,
+};
+use crate::state::AppState;
+
+/// Fields a caller may set on a webhook.
+const WEBHOOK_FIELDS: &[&str] = &[
+    "url",
+    "description",
+    "is_active",
+    "signature_scheme",
+    "ordering",
+    "max_in_flight",
+];
+/// Fields a caller sees but may not set.
+const READ_ONLY_FIELDS: &[&str] = &[
+    "uuid",
+    "created_on",
+    "last_modified_date",
+    "disabled_reason",
+    "disabled_at",
+];
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddWebhookBody {
+    pub webhook: WebhookInput,
+    /// Event type names to subscribe to: at least one, no duplicates.
+    pub event_names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WebhookInput {
+    /// http(s) URL; `user:password@` adds Basic auth to deliveries.
+    pub url: String,
+    /// 3 to 255 characters.
+    pub description: Option<String>,
+    /// Default true.
+    pub is_active: Option<bool>,
+    /// `ocrolus` (default) or `standard-webhooks`.
+    #[schema(value_type = Option<String>)]
+    pub signature_scheme: Option<SignatureScheme>,
+    /// `none` (default) or `per_book`.
+    #[schema(value_type = Option<String>)]
+    pub ordering: Option<Ordering>,
+    /// Concurrent requests to this webhook per node, 1 to 256 (default 16).
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateWebhookBody {
+    pub webhook: Option<WebhookChange>,
+    /// Replaces the subscriptions.
+    pub event_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WebhookChange {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub is_active: Option<bool>,
+    #[schema(value_type = Option<String>)]
+    pub signature_scheme: Option<SignatureScheme>,
+    #[schema(value_type = Option<String>)]
+    pub ordering: Option<Ordering>,
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RotateSecretBody {
+    /// `ocrolus`: 16 to 128 characters. `standard-webhooks`: `whsec_` and
+    /// the base64 of 24 to 64 bytes; omit it to have one generated.
+    pub secret_key: Option<String>,
+    /// Switches the signature scheme together with the secret (extension).
+    #[schema(value_type = Option<String>)]
+    pub signature_scheme: Option<SignatureScheme>,
+}
+
+/// Default concurrency per webhook and node (SPEC §5).
+const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
+
+/// Checks the body's field names: top-level keys, and those of `webhook`.
+fn check_body(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), ApiError> {
+    check_fields(body, "", &["webhook", "event_names"], &[])?;
+    if let Some(serde_json::Value::Object(webhook)) = body.get("webhook") {
+        check_fields(webhook, "webhook", WEBHOOK_FIELDS, READ_ONLY_FIELDS)?;
+    }
+    Ok(())
+}
+
+fn webhook_not_found(id: Uuid) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("webhook_uuid: no webhook {id} in your organization"),
+    )
+}
+
+fn store_error(e: StoreError, id: Uuid, url: Option<&WebhookUrl>, max: u32) -> ApiError {
+    match (e, url) {
+        (StoreError::NotFound, _) => webhook_not_found(id),
+        (StoreError::Conflict(_), Some(url)) => ApiError::new(
+            ErrorCode::UrlDuplicate,
+            format!("Webhook with url {} already exists", url.masked()),
+        ),
+        (StoreError::LimitReached, _) => ApiError::new(
+            ErrorCode::WebhookLimit,
+            format!("An organization can have at most {max} webhooks"),
+        ),
+        (other, _) => other.into(),
+    }
+}
+
+/// Add a webhook to the caller's organization.
+#[utoipa::path(
+    post, path = "/v1/account/settings/webhook", tag = "webhooks",
+    request_body = AddWebhookBody,
+    responses(
+        (status = 200, description = "The new webhook", body = Envelope<WebhookView>),
+        (status = 400, description = "A validation rule failed; `code` says which", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope), (status = 415, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn add_webhook(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    JsonBody(body): JsonBody,
+) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
+    check_body(&body)?;
+    let input: AddWebhookBody = parse_fields(body)?;
+    let w = input.webhook;
+    let url = WebhookUrl::parse(&w.url, state.policy())?;
+    let description = w
+        .description
+        .as_deref()
+        .map(parse_description)
+        .transpose()?;
+    let event_names = parse_event_names(&input.event_names, state.catalog())?;
+    let max_in_flight = parse_max_in_flight(w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))?;
+    let max = state.config().webhooks.max_per_org;
+    let new = NewWebhook {
+        uuid: Uuid::new_v4(),
+        org_uuid: caller.org_uuid,
+        url: url.without_password().to_owned(),
+        url_password_sealed: url.password().map(|p| state.keyring().seal(p)),
+        description,
+        is_active: w.is_active.unwrap_or(true),
+        event_names,
+        signature_scheme: w.signature_scheme.unwrap_or_default(),
+        ordering: w.ordering.unwrap_or_default(),
+        max_in_flight,
+        created_at: state.now_ms(),
+    };
+    let id = new.uuid;
+    let webhook = state
+        .store()
+        .insert_webhook(new, max)
+        .await
+        .map_err(|e| store_error(e, id, Some(&url), max))?;
+    tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %caller.org_uuid, url = %url, "webhook added");
+    Ok(ok(WebhookView::from(&webhook)))
+}
+
+/// List the organization's webhooks.
+#[utoipa::path(
+    get, path = "/v1/account/settings/webhooks", tag = "webhooks",
+    responses(
+        (status = 200, body = Envelope<WebhookList>),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+) -> Result<axum::Json<Envelope<WebhookList>>, ApiError> {
+    let webhooks = state.store().list_webhooks(caller.org_uuid).await?;
+    let webhooks = webhooks
+        .iter()
+        .map(|w| WebhookSummary {
+            uuid: w.uuid,
+            description: w.description.clone(),
+            is_active: w.is_active,
+            url: super::views::masked_url(w),
+        })
+        .collect();
+    Ok(ok(WebhookList { webhooks }))
+}
+
+async fn load(state: &AppState, org: Uuid, id: Uuid) -> Result<Webhook, ApiError> {
+    state
+        .store()
+        .get_webhook(org, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => webhook_not_found(id),
+            other => other.into(),
+        })
+}
+
+/// Retrieve one webhook.
+#[utoipa::path(
+    get, path = "/v1/account/settings/webhook/{webhook_uuid}", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<WebhookView>),
+        (status = 400, description = "Not a uuid", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_webhook(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
+    let webhook = load(&state, caller.org_uuid, id).await?;
+    Ok(ok(WebhookView::from(&webhook)))
+}
+
+/// Update a webhook; `event_names` replaces the subscriptions.
+#[utoipa::path(
+    post, path = "/v1/account/settings/webhook/{webhook_uuid}/update", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    request_body = UpdateWebhookBody,
+    responses(
+        (status = 200, body = Envelope<Empty>),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope), (status = 415, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+    JsonBody(body): JsonBody,
+) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
+    check_body(&body)?;
+    let input: UpdateWebhookBody = parse_fields(body)?;
+    if input.webhook.is_none() && input.event_names.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyUpdate,
+            "body: give webhook, event_names, or both",
+        ));
+    }
+    let current = load(&state, caller.org_uuid, id).await?;
+    let change = input.webhook.unwrap_or_default();
+    let url = change
+        .url
+        .as_deref()
+        .map(|u| WebhookUrl::parse(u, state.policy()))
+        .transpose()?;
+    let patch = WebhookPatch {
+        url: url.as_ref().map(|u| {
+            (
+                u.without_password().to_owned(),
+                u.password().map(|p| state.keyring().seal(p)),
+            )
+        }),
+        description: change
+            .description
+            .as_deref()
+            .map(parse_description)
+            .transpose()?,
+        is_active: change.is_active,
+        event_names: input
+            .event_names
+            .map(|n| parse_event_names(&n, state.catalog()))
+            .transpose()?,
+        signature_scheme: change.signature_scheme,
+        ordering: change.ordering,
+        max_in_flight: change.max_in_flight.map(parse_max_in_flight).transpose()?,
+        secret_sealed: None,
+        updated_at: state.now_ms(),
+    };
+    if let (Some(scheme), Some(sealed)) = (patch.signature_scheme, &current.secret_sealed) {
+        let secret = state.keyring().open(sealed).map_err(ApiError::internal)?;
+        if scheme.secret(Some(secret.expose())).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::SchemeSecretMismatch,
+                format!(
+                    "webhook.signature_scheme: the webhook's secret does not fit the {} scheme; \
+                     change both at once through rotate-secret with signature_scheme and secret_key",
+                    scheme.as_str()
+                ),
+            ));
+        }
+    }
+    let max = state.config().webhooks.max_per_org;
+    state
+        .store()
+        .update_webhook(caller.org_uuid, id, patch)
+        .await
+        .map_err(|e| store_error(e, id, url.as_ref(), max))?;
+    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook updated");
+    Ok(ok(Empty {}))
+}
+
+/// Delete a webhook; its pending deliveries are cancelled.
+#[utoipa::path(
+    delete, path = "/v1/account/settings/webhook/{webhook_uuid}/delete", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<Empty>),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
+    state
+        .store()
+        .delete_webhook(caller.org_uuid, id, state.now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => webhook_not_found(id),
+            other => other.into(),
+        })?;
+    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook deleted");
+    Ok(ok(Empty {}))
+}
+
+/// List the event types a webhook subscribes to.
+#[utoipa::path(
+    get, path = "/v1/account/settings/webhook/{webhook_uuid}/events", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<EventTypeList>),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn webhook_events(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+) -> Result<axum::Json<Envelope<EventTypeList>>, ApiError> {
+    let webhook = load(&state, caller.org_uuid, id).await?;
+    let events = webhook
+        .event_names
+        .iter()
+        .filter_map(|name| state.catalog().get(name))
+        .map(EventTypeSummary::from)
+        .collect();
+    Ok(ok(EventTypeList { events }))
+}
+
+/// Set the webhook's signing secret. The secret is never shown again.
+#[utoipa::path(
+    post, path = "/v1/account/settings/webhook/{webhook_uuid}/rotate-secret", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    request_body = RotateSecretBody,
+    responses(
+        (status = 200, description = "message: Webhook secret rotated successfully; a generated secret_key is shown this once", body = Envelope<RotatedSecret>),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+    JsonBody(body): JsonBody,
+) -> Result<axum::Json<Envelope<RotatedSecret>>, ApiError> {
+    check_fields(&body, "", &["secret_key", "signature_scheme"], &[])?;
+    let input: RotateSecretBody = parse_fields(body)?;
+    let webhook = load(&state, caller.org_uuid, id).await?;
+    let scheme = input.signature_scheme.unwrap_or(webhook.signature_scheme);
+    let (secret, generated): (SecretString, bool) = scheme.secret(input.secret_key.as_deref())?;
+    let patch = WebhookPatch {
+        secret_sealed: Some(state.keyring().seal(&secret)),
+        signature_scheme: input.signature_scheme,
+        updated_at: state.now_ms(),
+        ..WebhookPatch::default()
+    };
+    state
+        .store()
+        .update_webhook(caller.org_uuid, id, patch)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => webhook_not_found(id),
+            other => other.into(),
+        })?;
+    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
+    let shown = generated.then(|| secret.expose().to_owned());
+    Ok(with_message(
+        "Webhook secret rotated successfully",
+        RotatedSecret { secret_key: shown },
+    ))
+}

@@ -1,0 +1,80 @@
+//! What every request handler shares: the store, the catalog, the keyring,
+//! the clock, the address policy, limits and metrics. Built once at start;
+//! cheap to clone.
+
+use std::sync::Arc;
+
+use orghooks_core::sealing::Keyring;
+use orghooks_core::url_policy::AddressPolicy;
+use orghooks_core::{Catalog, Clock};
+use orghooks_store::Store;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    catalog: Arc<Catalog>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    policy: AddressPolicy,
+    config: Config,
+    metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Arc<Catalog>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        metrics: Metrics,
+    ) -> Self {
+        let policy = AddressPolicy::new(config.security.allow_cidrs.clone());
+        Self(Arc::new(Inner {
+            store,
+            catalog,
+            keyring,
+            clock,
+            policy,
+            config,
+            metrics,
+        }))
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.0.store
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.0.catalog
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.0.keyring
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.0.clock.now_ms()
+    }
+
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.0.policy
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.0.config.http.max_body_bytes
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}

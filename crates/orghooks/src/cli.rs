@@ -1,0 +1,249 @@
+//! The command line: `serve` and the operator's `admin` commands. Every
+//! command takes the same `--config`, `--data-dir` and `--database-url`;
+//! admin commands print one JSON object with `--json`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use orghooks_core::SystemClock;
+use orghooks_server::admin::{self, Admin};
+use orghooks_server::{App, Config, Overrides};
+use orghooks_store::Role;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(name = "orghooks", version, about = "Organization-level webhooks")]
+pub struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and the data are.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// A TOML file overriding the built-in defaults (see config/default.toml).
+    #[arg(long, global = true, env = "ORGHOOKS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder of the embedded SQLite database (default ./data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of SQLite.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API (and, later, the delivery workers).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Operator commands: organizations and API accounts.
+    Admin {
+        /// Print one JSON object instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Organizations (tenants).
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// API accounts and their client credentials.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organization.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Manager,
+    Member,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an API account; prints its client secret once.
+    Create {
+        /// The organization's uuid.
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long, value_enum, default_value = "member")]
+        role: RoleArg,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List accounts, of one organization or all.
+    List {
+        #[arg(long)]
+        org: Option<Uuid>,
+    },
+    /// Disable an account: its tokens stop working at once.
+    Disable { account: Uuid },
+    /// Re-enable a disabled account.
+    Enable { account: Uuid },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        Command::Admin { .. } => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.store.data_dir.clone(),
+        database_url: cli.store.database_url.clone(),
+    };
+    let config = Config::load(cli.store.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Admin { json, command } => {
+            let admin = Admin::open(&config, Arc::new(SystemClock))?;
+            run_admin(&admin, command, json).await
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    orghooks_server::telemetry::init(&config.log);
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    app.run(shutdown).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print(json_mode: bool, value: serde_json::Value, text: String) -> anyhow::Result<()> {
+    if json_mode {
+        println!(
+            "{}",
+            serde_json::to_string(&value).context("printing JSON")?
+        );
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Org { command } => match command {
+            OrgCommand::Create { name } => {
+                let org = admin.create_org(&name).await?;
+                let text = format!("created organization {} ({})", org.uuid, org.name);
+                print(json_mode, json!({"org": admin::org_json(&org)}), text)
+            }
+            OrgCommand::List => {
+                let orgs = admin.list_orgs().await?;
+                let text = orgs
+                    .iter()
+                    .map(|o| format!("{}  {}", o.uuid, o.name))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let list: Vec<_> = orgs.iter().map(admin::org_json).collect();
+                print(json_mode, json!({"orgs": list}), text)
+            }
+        },
+        AdminCommand::Account { command } => match command {
+            AccountCommand::Create { org, role, name } => {
+                let role = match role {
+                    RoleArg::Manager => Role::Manager,
+                    RoleArg::Member => Role::Member,
+                };
+                let created = admin.create_account(org, &name, role).await?;
+                let a = &created.account;
+                let text = format!(
+                    "created {} account {}\nclient_id:     {}\nclient_secret: {}\n\
+                     (the client secret is shown this once; store it now)",
+                    a.role.as_str(),
+                    a.uuid,
+                    a.client_id,
+                    created.client_secret
+                );
+                let mut value = admin::account_json(a);
+                value["client_secret"] = json!(created.client_secret);
+                print(json_mode, json!({"account": value}), text)
+            }
+            AccountCommand::List { org } => {
+                let accounts = admin.list_accounts(org).await?;
+                let text = accounts
+                    .iter()
+                    .map(|a| {
+                        let state = if a.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "active"
+                        };
+                        format!(
+                            "{}  {}  {}  {}  {}",
+                            a.uuid,
+                            a.org_uuid,
+                            a.role.as_str(),
+                            state,
+                            a.client_id
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let list: Vec<_> = accounts.iter().map(admin::account_json).collect();
+                print(json_mode, json!({"accounts": list}), text)
+            }
+            AccountCommand::Disable { account } => {
+                let a = admin.set_disabled(account, true).await?;
+                let text = format!("disabled account {}", a.uuid);
+                print(json_mode, json!({"account": admin::account_json(&a)}), text)
+            }
+            AccountCommand::Enable { account } => {
+                let a = admin.set_disabled(account, false).await?;
+                let text = format!("enabled account {}", a.uuid);
+                print(json_mode, json!({"account": admin::account_json(&a)}), text)
+            }
+        },
+    }
+}
