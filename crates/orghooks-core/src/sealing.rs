@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn rotation_keeps_old_values_readable() {
         let old = Keyring::generate_spec("old");
-        let sealed = Keyring::from_specs(&[old.clone()])
+        let sealed = Keyring::from_specs(std::slice::from_ref(&old))
             .unwrap()
             .seal(&SecretString::new("s"));
         let ring = Keyring::from_specs(&[Keyring::generate_spec("new"), old]).unwrap();

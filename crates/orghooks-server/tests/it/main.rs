@@ -1,0 +1,9 @@
+//! Integration tests: the real server on a 127.0.0.1 port with its own
+//! SQLite file, driven over HTTP.
+
+mod auth;
+mod helpers;
+mod openapi;
+mod robustness;
+mod validation;
+mod webhooks;

@@ -1,0 +1,105 @@
+//! The OpenAPI document covers every route the router serves, and the
+//! operator endpoints answer.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+/// Every route of SPEC §2 and the operator endpoints.
+const EXPECTED: &[(&str, &str)] = &[
+    ("POST", "/oauth/token"),
+    ("POST", "/v1/account/settings/webhook"),
+    ("GET", "/v1/account/settings/webhooks"),
+    ("GET", "/v1/account/settings/webhook/{webhook_uuid}"),
+    ("POST", "/v1/account/settings/webhook/{webhook_uuid}/update"),
+    (
+        "DELETE",
+        "/v1/account/settings/webhook/{webhook_uuid}/delete",
+    ),
+    ("GET", "/v1/account/settings/webhook/{webhook_uuid}/events"),
+    (
+        "POST",
+        "/v1/account/settings/webhook/{webhook_uuid}/rotate-secret",
+    ),
+    ("GET", "/v1/account/settings/webhook_events"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_served_route_is_documented_and_only_those() {
+    let app = spawn_app().await;
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let documented = documented(&doc);
+    let expected: BTreeSet<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, expected);
+    // Each documented route is really served: never the router's own 404/405.
+    for (method, path) in &documented {
+        let path = path.replace("{webhook_uuid}", &uuid::Uuid::new_v4().to_string());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (_, body) = app.call(method.clone(), &path, None, None).await;
+        assert!(
+            body["code"] != 1201 && body["code"] != 1202,
+            "{method} {path} is documented but not served: {body}"
+        );
+    }
+    // Undocumented routes are not served.
+    let (status, body) = app
+        .call(Method::GET, "/v1/account/settings/secret-admin", None, None)
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::NOT_FOUND, &Value::from(1201))
+    );
+    // Every error code is in the document's error schema description.
+    assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = spawn_app().await;
+    let (status, body) = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
+    let (status, body) = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
+    let _ = app
+        .call(Method::GET, "/v1/account/settings/webhooks", None, None)
+        .await;
+    let (status, Value::String(text)) = app.call(Method::GET, "/metrics", None, None).await else {
+        panic!("metrics are text")
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains(r#"orghooks_http_requests_total{method="GET",route="/v1/account/settings/webhooks",status="401"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("orghooks_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}

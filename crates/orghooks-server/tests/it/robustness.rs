@@ -1,0 +1,136 @@
+//! Hostile or careless input gets the envelope; races and restarts keep
+//! the rules.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app, spawn_with};
+
+const ADD: &str = "/v1/account/settings/webhook";
+
+#[tokio::test]
+async fn twenty_concurrent_adds_never_make_a_sixth() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let calls = (0..20).map(|i| {
+        app.post(
+            ADD,
+            &t.token,
+            json!({"webhook": {"url": format!("https://example.com/{i}")}, "event_names": ["book.verified"]}),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let limited = results.iter().filter(|(_, b)| b["code"] == 2030).count();
+    assert_eq!((ok, limited), (5, 15));
+    let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
+    assert_eq!(list["response"]["webhooks"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_paths_get_the_envelope() {
+    let app = spawn_with(|c| c.http.max_body_bytes = 4096).await;
+    let t = app.tenant().await;
+    let url = format!("{}{ADD}", app.base);
+    let token = t.token.clone();
+    let send = |req: reqwest::RequestBuilder| {
+        let req = req.bearer_auth(&token);
+        async move {
+            let resp = req.send().await.unwrap();
+            (
+                resp.status(),
+                resp.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let bad_json = send(
+        app.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{\"webhook\":"),
+    )
+    .await;
+    assert_eq!(bad_json.1["code"], 1300);
+    assert_eq!(bad_json.0, 400);
+    assert!(
+        bad_json.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: invalid JSON: ")
+    );
+    let not_object = send(app.client.post(&url).json(&json!([1, 2]))).await;
+    assert_error(&not_object, 400, 1300, "body: must be a JSON object");
+    let text = send(
+        app.client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await;
+    assert_error(&text, 415, 1301, "Content-Type: expected application/json");
+    let no_type = send(app.client.post(&url).body("{}")).await;
+    assert_error(
+        &no_type,
+        415,
+        1301,
+        "Content-Type: expected application/json",
+    );
+    let big = json!({"webhook": {"url": "https://example.com/", "description": "x".repeat(5000)}, "event_names": ["book.verified"]});
+    let too_large = send(app.client.post(&url).json(&big)).await;
+    assert_error(&too_large, 413, 1302, "body: larger than 4096 bytes");
+    let bad_uuid = app.get(&format!("{ADD}/not-a-uuid"), &t.token).await;
+    assert_error(
+        &bad_uuid,
+        400,
+        1303,
+        "webhook_uuid: \"not-a-uuid\" is not a valid uuid",
+    );
+    let bad_uuid = app
+        .post(&format!("{ADD}/1234/update"), &t.token, json!({}))
+        .await;
+    assert_eq!(bad_uuid.1["code"], 1303);
+    let unknown = app
+        .get(&format!("{ADD}/{}", uuid::Uuid::new_v4()), &t.token)
+        .await;
+    assert_eq!(
+        (unknown.0.as_u16(), &unknown.1["code"]),
+        (404, &json!(1200))
+    );
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let id = app
+        .add_webhook(&t.token, "https://u:p4ss@example.com/a", &["book.verified"])
+        .await;
+    let (_, before) = app.get(&format!("{ADD}/{id}"), &t.token).await;
+    let app = app.restart().await;
+    let (status, after) = app.get(&format!("{ADD}/{id}"), &t.token).await;
+    assert_eq!(status, StatusCode::OK, "the token and the webhook survive");
+    assert_eq!(after, before);
+    let db = std::fs::read(app.dir.path().join("orghooks.db")).unwrap();
+    let wal = std::fs::read(app.dir.path().join("orghooks.db-wal")).unwrap_or_default();
+    let needle = b"p4ss";
+    let leaks = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !leaks(&db) && !leaks(&wal),
+        "URL passwords are sealed at rest"
+    );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_folder_is_refused() {
+    let app = spawn_app().await;
+    let err =
+        orghooks_server::App::build(app.config.clone(), std::sync::Arc::new(app.clock.clone()))
+            .await
+            .err()
+            .expect("the data folder is locked");
+    assert!(
+        err.to_string()
+            .contains("another `orghooks serve` is already using the data folder"),
+        "{err}"
+    );
+}

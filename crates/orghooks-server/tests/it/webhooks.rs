@@ -1,0 +1,358 @@
+//! Every webhook operation's success body, field by field, and tenancy.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_error, spawn_app};
+
+const HOOKS: &str = "/v1/account/settings/webhook";
+
+fn is_iso_ms(v: &Value) -> bool {
+    let s = v.as_str().unwrap_or_default();
+    s.len() == 24 && s.ends_with('Z') && chrono_like(s)
+}
+
+fn chrono_like(s: &str) -> bool {
+    let b = s.as_bytes();
+    b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.'
+}
+
+#[tokio::test]
+async fn add_retrieve_list_update_delete() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let (status, body) = app
+        .post(
+            HOOKS,
+            &t.token,
+            json!({"webhook": {"url": "https://bob:s3cret@Example.com/hooks#x", "description": "Main receiver"},
+                   "event_names": ["book.verified", "document.upload_failed"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], 200);
+    assert_eq!(body["message"], "OK");
+    let w = &body["response"];
+    let id = w["uuid"].as_str().unwrap().to_owned();
+    uuid::Uuid::parse_str(&id).unwrap();
+    assert_eq!(w["url"], "https://bob:****@example.com/hooks");
+    assert_eq!(w["description"], "Main receiver");
+    assert_eq!(w["is_active"], true);
+    assert!(is_iso_ms(&w["created_on"]), "{w}");
+    assert_eq!(w["created_on"], w["last_modified_date"]);
+    assert_eq!(w["signature_scheme"], "ocrolus");
+    assert_eq!(w["ordering"], "none");
+    assert_eq!(w["max_in_flight"], 16);
+    assert_eq!(w["disabled_reason"], Value::Null);
+    assert_eq!(w["disabled_at"], Value::Null);
+    let keys: Vec<&String> = w.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 11, "{keys:?}");
+    assert!(!body.to_string().contains("s3cret"));
+
+    let (status, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, body, "retrieve shows what add returned");
+
+    let (status, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list,
+        json!({"status": 200, "message": "OK", "response": {"webhooks": [
+            {"uuid": id, "description": "Main receiver", "is_active": true, "url": "https://bob:****@example.com/hooks"}
+        ]}})
+    );
+
+    let (status, events) = app.get(&format!("{HOOKS}/{id}/events"), &t.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        events["response"]["events"],
+        json!([
+            {"uuid": "2e94ede0-1c04-5f05-a639-f800e25850ca", "name": "book.verified",
+             "description": "Indicates that all documents within a book have been verified or rejected. This event corresponds to the BOOK_COMPLETE status returned by the Book status. To learn more about various book statuses, see Book Status endpoint.",
+             "severity": "MODERATE", "type": "STATUS", "is_active": true, "reason": "Book is verified"},
+            {"uuid": events["response"]["events"][1]["uuid"], "name": "document.upload_failed",
+             "description": "This event indicates that the upload of a document has failed.",
+             "severity": "MODERATE", "type": "ISSUE", "is_active": true, "reason": "Document upload failed"},
+        ])
+    );
+
+    app.clock.advance_ms(1500);
+    let update = json!({"webhook": {"url": "https://example.com/v2", "description": "Renamed", "is_active": false,
+                                    "ordering": "per_book", "max_in_flight": 4, "signature_scheme": "standard-webhooks"},
+                        "event_names": ["plaid.upload_failed"]});
+    let (status, body) = app
+        .post(&format!("{HOOKS}/{id}/update"), &t.token, update)
+        .await;
+    assert_eq!(
+        (status, &body),
+        (
+            StatusCode::OK,
+            &json!({"status": 200, "message": "OK", "response": {}})
+        )
+    );
+    let (_, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    let w = &got["response"];
+    assert_eq!(w["url"], "https://example.com/v2");
+    assert_eq!(w["description"], "Renamed");
+    assert_eq!(w["is_active"], false);
+    assert_eq!(w["ordering"], "per_book");
+    assert_eq!(w["max_in_flight"], 4);
+    assert_eq!(w["signature_scheme"], "standard-webhooks");
+    assert_ne!(w["last_modified_date"], w["created_on"]);
+    let (_, events) = app.get(&format!("{HOOKS}/{id}/events"), &t.token).await;
+    let names: Vec<&str> = events["response"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["plaid.upload_failed"],
+        "event_names replaces the subscriptions"
+    );
+
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("{HOOKS}/{id}/delete"),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body),
+        (
+            StatusCode::OK,
+            &json!({"status": 200, "message": "OK", "response": {}})
+        )
+    );
+    let gone = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_error(
+        &gone,
+        404,
+        1200,
+        &format!("webhook_uuid: no webhook {id} in your organization"),
+    );
+    let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
+    assert_eq!(list["response"]["webhooks"], json!([]));
+}
+
+#[tokio::test]
+async fn rotate_secret_per_scheme_and_never_shown() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let id = app
+        .add_webhook(&t.token, "https://example.com/a", &["book.verified"])
+        .await;
+    let path = format!("{HOOKS}/{id}/rotate-secret");
+    let (status, body) = app
+        .post(
+            &path,
+            &t.token,
+            json!({"secret_key": "a-secret-of-20-chars"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"status": 200, "message": "Webhook secret rotated successfully", "response": {}})
+    );
+    let (_, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert!(!got.to_string().contains("a-secret-of-20-chars"));
+
+    let short = app
+        .post(&path, &t.token, json!({"secret_key": "short"}))
+        .await;
+    assert_error(
+        &short,
+        400,
+        2050,
+        "secret_key: must be between 16 and 128 characters for the ocrolus signature scheme",
+    );
+    let missing = app.post(&path, &t.token, json!({})).await;
+    assert_error(
+        &missing,
+        400,
+        2051,
+        "secret_key: is required for the ocrolus signature scheme",
+    );
+
+    // Switching to standard-webhooks with the ocrolus secret still set is
+    // refused by update, and done atomically by rotate-secret.
+    let switch = app
+        .post(
+            &format!("{HOOKS}/{id}/update"),
+            &t.token,
+            json!({"webhook": {"signature_scheme": "standard-webhooks"}}),
+        )
+        .await;
+    assert_eq!(switch.1["code"], 2052, "{}", switch.1);
+    let (status, body) = app
+        .post(
+            &path,
+            &t.token,
+            json!({"signature_scheme": "standard-webhooks"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let generated = body["response"]["secret_key"].as_str().unwrap();
+    assert!(generated.starts_with("whsec_"));
+    let (_, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(got["response"]["signature_scheme"], "standard-webhooks");
+    assert!(!got.to_string().contains(generated));
+}
+
+#[tokio::test]
+async fn catalog_lists_every_type_with_schema_and_example() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let member = app.account(t.org, orghooks_store::Role::Member).await;
+    let (status, body) = app
+        .get("/v1/account/settings/webhook_events", &member.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = body["response"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 23);
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed");
+    let catalog: Value =
+        serde_json::from_str(&std::fs::read_to_string(seed.join("catalog.json")).unwrap()).unwrap();
+    for (got, want) in events.iter().zip(catalog.as_array().unwrap()) {
+        for key in [
+            "uuid",
+            "name",
+            "description",
+            "severity",
+            "type",
+            "reason",
+            "is_active",
+            "beta",
+            "required",
+            "twins",
+        ] {
+            assert_eq!(got[key], want[key], "{}: {key}", want["name"]);
+        }
+        let example: Value = serde_json::from_str(
+            &std::fs::read_to_string(seed.join(want["example"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(got["example"], example);
+        assert_eq!(got["schema"]["type"], "object");
+    }
+}
+
+#[tokio::test]
+async fn orgs_cannot_see_or_touch_each_others_webhooks() {
+    let app = spawn_app().await;
+    let a = app.tenant().await;
+    let b = app.tenant().await;
+    let id = app
+        .add_webhook(&a.token, "https://example.com/a", &["book.verified"])
+        .await;
+    let not_found = format!("webhook_uuid: no webhook {id} in your organization");
+    assert_error(
+        &app.get(&format!("{HOOKS}/{id}"), &b.token).await,
+        404,
+        1200,
+        &not_found,
+    );
+    assert_error(
+        &app.get(&format!("{HOOKS}/{id}/events"), &b.token).await,
+        404,
+        1200,
+        &not_found,
+    );
+    let update = app
+        .post(
+            &format!("{HOOKS}/{id}/update"),
+            &b.token,
+            json!({"webhook": {"description": "mine now"}}),
+        )
+        .await;
+    assert_error(&update, 404, 1200, &not_found);
+    let rotate = app
+        .post(
+            &format!("{HOOKS}/{id}/rotate-secret"),
+            &b.token,
+            json!({"secret_key": "0123456789abcdef"}),
+        )
+        .await;
+    assert_error(&rotate, 404, 1200, &not_found);
+    let delete = app
+        .call(
+            Method::DELETE,
+            &format!("{HOOKS}/{id}/delete"),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_error(&delete, 404, 1200, &not_found);
+    let (_, list) = app.get("/v1/account/settings/webhooks", &b.token).await;
+    assert_eq!(list["response"]["webhooks"], json!([]));
+    // The same URL is free in another org; a's webhook is untouched.
+    app.add_webhook(&b.token, "https://example.com/a", &["book.verified"])
+        .await;
+    let (status, got) = app.get(&format!("{HOOKS}/{id}"), &a.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["response"]["description"], "test hook");
+}
+
+#[tokio::test]
+async fn members_may_read_the_catalog_but_not_manage_webhooks() {
+    let app = spawn_app().await;
+    let manager = app.tenant().await;
+    let member = app.account(manager.org, orghooks_store::Role::Member).await;
+    let id = app
+        .add_webhook(&manager.token, "https://example.com/a", &["book.verified"])
+        .await;
+    let forbidden = "role: managing webhooks needs an account with the manager role";
+    let m = &member.token;
+    let body =
+        json!({"webhook": {"url": "https://example.com/b"}, "event_names": ["book.verified"]});
+    assert_error(&app.post(HOOKS, m, body).await, 403, 1103, forbidden);
+    assert_error(
+        &app.get("/v1/account/settings/webhooks", m).await,
+        403,
+        1103,
+        forbidden,
+    );
+    assert_error(
+        &app.get(&format!("{HOOKS}/{id}"), m).await,
+        403,
+        1103,
+        forbidden,
+    );
+    assert_error(
+        &app.get(&format!("{HOOKS}/{id}/events"), m).await,
+        403,
+        1103,
+        forbidden,
+    );
+    let update = app
+        .post(
+            &format!("{HOOKS}/{id}/update"),
+            m,
+            json!({"event_names": ["book.verified"]}),
+        )
+        .await;
+    assert_error(&update, 403, 1103, forbidden);
+    let rotate = app
+        .post(
+            &format!("{HOOKS}/{id}/rotate-secret"),
+            m,
+            json!({"secret_key": "0123456789abcdef"}),
+        )
+        .await;
+    assert_error(&rotate, 403, 1103, forbidden);
+    let delete = app
+        .call(
+            Method::DELETE,
+            &format!("{HOOKS}/{id}/delete"),
+            Some(m),
+            None,
+        )
+        .await;
+    assert_error(&delete, 403, 1103, forbidden);
+    let (status, _) = app.get("/v1/account/settings/webhook_events", m).await;
+    assert_eq!(status, StatusCode::OK);
+}
