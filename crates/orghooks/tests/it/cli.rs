@@ -1,0 +1,102 @@
+//! The operator's view: serve with no configuration, admin commands while
+//! the server runs, and their effect on it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::process::{admin_json, run, serve};
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_runs_on_sqlite_in_dot_data() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = serve(cwd.path(), &[]);
+    let resp = reqwest::get(format!("{}/health/ready", server.base)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(cwd.path().join("data/orghooks.db").exists());
+    assert!(cwd.path().join("data/keys").exists());
+    // A second serve on the same folder is refused with a clear message.
+    let second = run(cwd.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another `orghooks serve` is already using the data folder"), "{stderr}");
+}
+
+#[tokio::test]
+async fn admin_changes_reach_the_running_server_within_a_second() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    let server = serve(dir, &[]);
+    let org = admin_json(dir, &["org", "create", "--name", "Acme Lending"]);
+    let org_uuid = org["org"]["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(org["org"]["name"], "Acme Lending");
+    let created = admin_json(
+        dir,
+        &["account", "create", "--org", &org_uuid, "--role", "manager", "--name", "ops"],
+    );
+    let account = &created["account"];
+    assert_eq!(account["role"], "manager");
+    assert_eq!(account["disabled"], false);
+    let client_secret = account["client_secret"].as_str().unwrap();
+    let client_id = account["client_id"].as_str().unwrap();
+
+    let listed = admin_json(dir, &["account", "list", "--org", &org_uuid]);
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+    assert!(listed["accounts"][0].get("client_secret").is_none(), "shown once only");
+    let orgs = admin_json(dir, &["org", "list"]);
+    assert_eq!(orgs["orgs"][0]["uuid"], org_uuid.as_str());
+
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{}/oauth/token", server.base))
+        .json(&json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let hooks = format!("{}/v1/account/settings/webhooks", server.base);
+    assert_eq!(get(&client, &hooks, token).await.0, 200);
+
+    let account_uuid = account["uuid"].as_str().unwrap();
+    let disabled = admin_json(dir, &["account", "disable", account_uuid]);
+    assert_eq!(disabled["account"]["disabled"], true);
+    let changed = Instant::now();
+    let deadline = changed + Duration::from_secs(1);
+    let refused = loop {
+        let (status, body) = get(&client, &hooks, token).await;
+        if status == 401 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "still {status} one second after the CLI disabled the account");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(refused["code"], 1102);
+
+    admin_json(dir, &["account", "enable", account_uuid]);
+    assert_eq!(get(&client, &hooks, token).await.0, 200);
+}
+
+#[test]
+fn admin_errors_are_clear() {
+    let cwd = tempfile::tempdir().unwrap();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let out = run(cwd.path(), &["admin", "account", "create", "--org", &missing, "--role", "manager"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("--org: no organization {missing}")), "{stderr}");
+    std::fs::write(cwd.path().join("bad.toml"), "[http]\nlisten = \"nowhere\"\n").unwrap();
+    let out = run(cwd.path(), &["--config", "bad.toml", "admin", "org", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen"), "{stderr}");
+    let out = run(cwd.path(), &["admin", "org", "create"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}

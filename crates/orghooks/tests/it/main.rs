@@ -1,0 +1,5 @@
+//! End-to-end tests of the real `orghooks` binary: `serve` as a child
+//! process, admin commands as separate processes on the same data folder.
+
+mod cli;
+mod process;

@@ -1,0 +1,83 @@
+//! Runs the real binary: a `serve` child that reports its bound address,
+//! and one-shot CLI commands.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orghooks");
+
+/// A running `orghooks serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+/// Starts `orghooks serve` in `cwd` on a free port and waits (up to 30 s)
+/// for its "listening" log line.
+pub fn serve(cwd: &Path, args: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env("ORGHOOKS_HTTP__LISTEN", "127.0.0.1:0")
+        .env("ORGHOOKS_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orghooks starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "orghooks listening"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("orghooks serve logs its address");
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one CLI command in `cwd`.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("orghooks runs")
+}
+
+/// Runs an admin command with `--json` and parses its one JSON object.
+pub fn admin_json(cwd: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["admin"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run(cwd, &all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
