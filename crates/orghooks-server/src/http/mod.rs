@@ -109,13 +109,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().split_for_parts().1
 }
 
+/// The document as served: the generated one, with every error code listed
+/// on `ErrorEnvelope.code` (an enum, and the table in its description).
+fn render_openapi(api: &utoipa::openapi::OpenApi) -> String {
+    let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
+    let code = &mut doc["components"]["schemas"]["ErrorEnvelope"]["properties"]["code"];
+    code["enum"] = ErrorCode::ALL.iter().map(|c| c.code()).collect();
+    code["description"] = format!(
+        "The stable error code (never reused):\n\n{}",
+        error::error_code_table()
+    )
+    .into();
+    serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+}
+
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
     let (router, api) = documented_routes().split_for_parts();
-    let doc = OpenApiJson(Arc::new(
-        api.to_pretty_json()
-            .expect("the OpenAPI document serialises"),
-    ));
+    let doc = OpenApiJson(Arc::new(render_openapi(&api)));
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -383,3 +383,84 @@ async fn configured_limit_applies() {
         "An organization can have at most 1 webhooks",
     );
 }
+
+/// An operator catalog (data, no release) replaces the built-in one; an
+/// inactive type may not be subscribed to.
+#[tokio::test]
+async fn operator_catalog_and_inactive_types() {
+    let catalog = tempfile::tempdir().unwrap();
+    std::fs::write(
+        catalog.path().join("catalog.json"),
+        r#"[{"name": "loan.funded", "description": "A loan was funded", "severity": "HIGH",
+             "type": "STATUS", "reason": "Loan funded", "required": ["event_name", "loan_uuid"],
+             "example": "loan.funded.json"},
+            {"name": "loan.retired", "description": "Old", "severity": "LOW", "type": "STATUS",
+             "is_active": false, "example": "loan.retired.json"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        catalog.path().join("loan.funded.json"),
+        r#"{"event_name": "loan.funded", "loan_uuid": "61d93bbd-8412-4b0b-9e98-693d0b1236d3"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        catalog.path().join("loan.retired.json"),
+        r#"{"event_name": "loan.retired"}"#,
+    )
+    .unwrap();
+    let path = catalog.path().to_str().unwrap().to_owned();
+    let app = spawn_with(|c| c.catalog.path = path).await;
+    let t = app.tenant().await;
+    app.add_webhook(&t.token, "https://example.com/a", &["loan.funded"])
+        .await;
+    let inactive = app
+        .post(
+            ADD,
+            &t.token,
+            add(
+                json!({"url": "https://example.com/b"}),
+                json!(["loan.retired"]),
+            ),
+        )
+        .await;
+    assert_error(
+        &inactive,
+        400,
+        2023,
+        "event_names: event type loan.retired is not active",
+    );
+    let seed_type = app
+        .post(
+            ADD,
+            &t.token,
+            add(
+                json!({"url": "https://example.com/c"}),
+                json!(["book.verified"]),
+            ),
+        )
+        .await;
+    assert_error(
+        &seed_type,
+        400,
+        2022,
+        "Event(s) with name book.verified doesnt exist",
+    );
+    let (_, listed) = app
+        .get("/v1/account/settings/webhook_events", &t.token)
+        .await;
+    let names: Vec<&str> = listed["response"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["loan.funded", "loan.retired"]);
+    assert_eq!(
+        listed["response"]["events"][0]["uuid"],
+        uuid::Uuid::new_v5(
+            &orghooks_core::catalog::EVENT_TYPE_NAMESPACE,
+            b"loan.funded"
+        )
+        .to_string()
+    );
+}

@@ -16,7 +16,9 @@ async fn get(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
 async fn serve_with_no_configuration_runs_on_sqlite_in_dot_data() {
     let cwd = tempfile::tempdir().unwrap();
     let server = serve(cwd.path(), &[]);
-    let resp = reqwest::get(format!("{}/health/ready", server.base)).await.unwrap();
+    let resp = reqwest::get(format!("{}/health/ready", server.base))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(cwd.path().join("data/orghooks.db").exists());
     assert!(cwd.path().join("data/keys").exists());
@@ -24,7 +26,10 @@ async fn serve_with_no_configuration_runs_on_sqlite_in_dot_data() {
     let second = run(cwd.path(), &["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("another `orghooks serve` is already using the data folder"), "{stderr}");
+    assert!(
+        stderr.contains("another `orghooks serve` is already using the data folder"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +42,9 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
     assert_eq!(org["org"]["name"], "Acme Lending");
     let created = admin_json(
         dir,
-        &["account", "create", "--org", &org_uuid, "--role", "manager", "--name", "ops"],
+        &[
+            "account", "create", "--org", &org_uuid, "--role", "manager", "--name", "ops",
+        ],
     );
     let account = &created["account"];
     assert_eq!(account["role"], "manager");
@@ -47,7 +54,10 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
 
     let listed = admin_json(dir, &["account", "list", "--org", &org_uuid]);
     assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
-    assert!(listed["accounts"][0].get("client_secret").is_none(), "shown once only");
+    assert!(
+        listed["accounts"][0].get("client_secret").is_none(),
+        "shown once only"
+    );
     let orgs = admin_json(dir, &["org", "list"]);
     assert_eq!(orgs["orgs"][0]["uuid"], org_uuid.as_str());
 
@@ -75,7 +85,10 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
         if status == 401 {
             break body;
         }
-        assert!(Instant::now() < deadline, "still {status} one second after the CLI disabled the account");
+        assert!(
+            Instant::now() < deadline,
+            "still {status} one second after the CLI disabled the account"
+        );
         tokio::task::yield_now().await;
     };
     assert_eq!(refused["code"], 1102);
@@ -88,12 +101,27 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
 fn admin_errors_are_clear() {
     let cwd = tempfile::tempdir().unwrap();
     let missing = uuid::Uuid::new_v4().to_string();
-    let out = run(cwd.path(), &["admin", "account", "create", "--org", &missing, "--role", "manager"]);
+    let out = run(
+        cwd.path(),
+        &[
+            "admin", "account", "create", "--org", &missing, "--role", "manager",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("--org: no organization {missing}")), "{stderr}");
-    std::fs::write(cwd.path().join("bad.toml"), "[http]\nlisten = \"nowhere\"\n").unwrap();
-    let out = run(cwd.path(), &["--config", "bad.toml", "admin", "org", "list"]);
+    assert!(
+        stderr.contains(&format!("--org: no organization {missing}")),
+        "{stderr}"
+    );
+    std::fs::write(
+        cwd.path().join("bad.toml"),
+        "[http]\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = run(
+        cwd.path(),
+        &["--config", "bad.toml", "admin", "org", "list"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listen"), "{stderr}");
