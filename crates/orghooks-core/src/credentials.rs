@@ -30,6 +30,14 @@ pub fn new_access_token() -> String {
     format!("oht_{}", random_alnum(48))
 }
 
+/// Publisher tokens start with this, account access tokens with `oht_`.
+pub const PUBLISHER_TOKEN_PREFIX: &str = "ohp_";
+
+/// A new publisher token (for the platform's publish API).
+pub fn new_publisher_token() -> String {
+    format!("{PUBLISHER_TOKEN_PREFIX}{}", random_alnum(48))
+}
+
 /// The stored form of a secret credential.
 pub fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()

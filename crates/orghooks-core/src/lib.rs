@@ -10,7 +10,9 @@ pub mod catalog;
 pub mod clock;
 pub mod credentials;
 pub mod payload;
+pub mod retry;
 pub mod sealing;
+pub mod signing;
 pub mod url_policy;
 pub mod webhook;
 

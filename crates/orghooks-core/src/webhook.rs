@@ -130,6 +130,11 @@ impl WebhookUrl {
         self.url.as_str()
     }
 
+    /// The host name, when the host is a name rather than an IP literal.
+    pub fn domain(&self) -> Option<&str> {
+        self.url.domain()
+    }
+
     pub fn password(&self) -> Option<&SecretString> {
         self.password.as_ref()
     }

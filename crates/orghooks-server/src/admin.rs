@@ -1,5 +1,5 @@
-//! The operator's admin operations behind `orghooks admin …`: organizations
-//! and API accounts. They reach the store directly, so they work while a
+//! The operator's admin operations behind `orghooks admin …`: organizations,
+//! API accounts and publisher tokens. They reach the store directly, so they work while a
 //! server runs on the same data; the server reads grants fresh on every
 //! request, so a change here takes effect there at once.
 
@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use orghooks_core::{Clock, clock::format_ms, credentials};
-use orghooks_store::{Account, NewAccount, NewOrg, Org, Role, Store, StoreError};
+use orghooks_store::{
+    Account, NewAccount, NewOrg, NewPublisherToken, Org, PublisherToken, Role, Store, StoreError,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -93,6 +95,49 @@ impl Admin {
             other => Ok(other?),
         }
     }
+}
+
+impl Admin {
+    /// Creates a publisher token; the token is returned this once.
+    pub async fn create_publisher_token(&self, name: &str) -> anyhow::Result<(PublisherToken, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            bail!("--name: must be 1 to 255 characters");
+        }
+        let token = credentials::new_publisher_token();
+        let record = self
+            .store
+            .create_publisher_token(NewPublisherToken {
+                uuid: Uuid::new_v4(),
+                name: name.to_owned(),
+                hash: credentials::hash(&token),
+                created_at: self.clock.now_ms(),
+            })
+            .await?;
+        Ok((record, token))
+    }
+
+    pub async fn list_publisher_tokens(&self) -> anyhow::Result<Vec<PublisherToken>> {
+        Ok(self.store.list_publisher_tokens().await?)
+    }
+
+    /// Revokes a publisher token: it stops working at once.
+    pub async fn revoke_publisher_token(&self, token: Uuid) -> anyhow::Result<PublisherToken> {
+        match self.store.revoke_publisher_token(token, self.clock.now_ms()).await {
+            Err(StoreError::NotFound) => bail!("no publisher token {token}"),
+            other => Ok(other?),
+        }
+    }
+}
+
+pub fn publisher_token_json(t: &PublisherToken) -> Value {
+    json!({
+        "uuid": t.uuid,
+        "name": t.name,
+        "created_on": format_ms(t.created_at),
+        "revoked": t.revoked_at.is_some(),
+        "revoked_at": t.revoked_at.map(format_ms),
+    })
 }
 
 pub fn org_json(org: &Org) -> Value {

@@ -1,9 +1,11 @@
 //! The running service: [`App::build`] turns a [`Config`] into a bound
-//! listener with everything wired, [`App::run`] serves until the
-//! cancellation token fires, then drains in-flight requests.
+//! listener with everything wired (store, API, delivery engine),
+//! [`App::run`] serves and delivers until the cancellation token fires, then
+//! drains what is in flight.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use orghooks_core::{Catalog, Clock};
@@ -12,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::data_dir::{self, DirLock};
+use crate::delivery::Engine;
+use crate::delivery::resolver::{PolicyResolver, Resolve, SystemResolver};
+use crate::delivery::sender::Sender;
+use crate::delivery::targets::Targets;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -20,6 +26,22 @@ pub struct App {
     router: axum::Router,
     state: AppState,
     _lock: DirLock,
+}
+
+/// What the app reads the world through; tests replace both.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub resolver: Arc<dyn Resolve>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(orghooks_core::SystemClock),
+            resolver: Arc::new(SystemResolver),
+        }
+    }
 }
 
 /// Loads the configured catalog: the built-in one, or the operator's folder.
@@ -39,7 +61,8 @@ pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
 impl App {
     /// Locks the data folder, opens the store, binds the listener (port 0
     /// picks a free port). Every failure is returned, never a panic.
-    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(config: Config, deps: Deps) -> anyhow::Result<Self> {
+        let clock = deps.clock;
         let lock = data_dir::lock(&config.storage.data_dir)?;
         if !config.storage.sqlite_synchronous_full {
             tracing::warn!(
@@ -52,13 +75,39 @@ impl App {
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        let keyring = Arc::new(keyring);
+        let metrics = Metrics::new();
+        let policy = orghooks_core::url_policy::AddressPolicy::new(config.security.allow_cidrs.clone());
+        let d = &config.delivery;
+        let resolver = PolicyResolver::new(
+            deps.resolver,
+            policy.clone(),
+            Duration::from_millis(d.resolver_timeout_ms),
+        );
+        let sender = Sender::new(resolver.clone(), policy, Duration::from_millis(d.timeout_ms));
+        let targets = Targets::new(
+            store.clone(),
+            keyring.clone(),
+            clock.clone(),
+            Duration::from_millis(d.webhook_cache_ms),
+        );
+        let engine = Engine::new(
+            store.clone(),
+            clock.clone(),
+            targets,
+            sender,
+            d.clone(),
+            metrics.clone(),
+        );
         let state = AppState::new(
             store,
             Arc::new(catalog),
-            Arc::new(keyring),
+            keyring,
             clock,
             config,
-            Metrics::new(),
+            metrics,
+            engine,
+            resolver,
         );
         let router = crate::http::router(state.clone());
         Ok(Self {
@@ -79,13 +128,20 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    /// Serves and delivers until `shutdown` is cancelled, then lets
+    /// in-flight requests and deliveries finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // The data folder lock guarantees no other process sends from this
+        // database, so every lease left is a dead run's: resume them now.
+        let engine = tokio::spawn(self.state.engine().clone().run(shutdown.clone(), true));
         tracing::info!(addr = %self.local_addr(), "orghooks listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
-            .context("HTTP server failed")?;
+            .context("HTTP server failed");
+        shutdown.cancel();
+        let _ = engine.await;
+        served?;
         tracing::info!("orghooks stopped");
         Ok(())
     }

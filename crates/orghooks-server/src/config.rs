@@ -20,6 +20,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub webhooks: WebhooksConfig,
+    pub publish: PublishConfig,
+    pub delivery: DeliveryConfig,
     pub security: SecurityConfig,
     pub catalog: CatalogConfig,
     pub log: LogConfig,
@@ -52,6 +54,45 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     pub max_per_org: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    pub max_payload_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub timeout_ms: u64,
+    pub retry_gaps_ms: Vec<u64>,
+    pub retry_jitter: f64,
+    pub circuit_failure_threshold: u32,
+    pub default_max_in_flight: u32,
+    pub max_in_flight_total: usize,
+    pub max_queued_per_webhook: usize,
+    pub max_queued_total: usize,
+    pub lease_ms: u64,
+    pub claim_interval_ms: u64,
+    pub webhook_cache_ms: u64,
+    pub resolver_timeout_ms: u64,
+    pub secret_overlap_secs: u64,
+}
+
+impl DeliveryConfig {
+    pub fn schedule(&self) -> orghooks_core::retry::Schedule {
+        orghooks_core::retry::Schedule {
+            gaps: self
+                .retry_gaps_ms
+                .iter()
+                .map(|ms| std::time::Duration::from_millis(*ms))
+                .collect(),
+            jitter: self.retry_jitter,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -158,6 +199,29 @@ impl Config {
         }
         if self.storage.sqlite_readers == 0 || self.storage.write_queue == 0 {
             return invalid("storage.sqlite_readers and storage.write_queue must be at least 1");
+        }
+        let d = &self.delivery;
+        if d.timeout_ms == 0 || d.claim_interval_ms == 0 || d.resolver_timeout_ms == 0 {
+            return invalid("delivery: timeout_ms, claim_interval_ms and resolver_timeout_ms must be at least 1");
+        }
+        if d.lease_ms <= d.timeout_ms {
+            return invalid("delivery.lease_ms must be longer than delivery.timeout_ms");
+        }
+        if !(0.0..1.0).contains(&d.retry_jitter) {
+            return invalid("delivery.retry_jitter must be in [0, 1)");
+        }
+        if d.circuit_failure_threshold == 0
+            || d.max_in_flight_total == 0
+            || d.max_queued_per_webhook == 0
+            || d.max_queued_total == 0
+        {
+            return invalid("delivery: thresholds, in-flight and queue limits must be at least 1");
+        }
+        if orghooks_core::webhook::parse_max_in_flight(d.default_max_in_flight).is_err() {
+            return invalid("delivery.default_max_in_flight must be between 1 and 256");
+        }
+        if self.publish.max_payload_bytes == 0 || self.publish.max_batch_events == 0 {
+            return invalid("publish: limits must be at least 1");
         }
         if !self.storage.database_url.is_empty() {
             return invalid(

@@ -6,10 +6,11 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod data_dir;
+pub mod delivery;
 pub mod http;
 pub mod metrics;
 pub mod state;
 pub mod telemetry;
 
-pub use app::App;
+pub use app::{App, Deps};
 pub use config::{Config, Overrides};

@@ -1,5 +1,6 @@
 //! Prometheus metrics, owned by the app (no global registry): HTTP requests
-//! by route and status, and their latency.
+//! by route and status with their latency, and the delivery engine's
+//! deliveries, attempts, circuits and in-flight requests.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -28,12 +30,31 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub webhook_uuid: String,
+}
+
 /// The app's metrics and the registry that renders them.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// Deliveries created by accepted events; with `settled`, the backlog.
+    pub deliveries_created: Counter,
+    /// Deliveries that reached an end: succeeded, failed or cancelled.
+    pub deliveries_settled: Family<OutcomeLabels, Counter>,
+    /// Attempts by result: success, http_error, network_error, timeout.
+    pub attempts: Family<OutcomeLabels, Counter>,
+    pub attempt_duration: Histogram,
+    pub circuits_open: Gauge,
+    pub in_flight: Family<WebhookLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -62,10 +83,54 @@ impl Metrics {
             "Time to answer HTTP requests, by method and route",
             latency.clone(),
         );
+        let deliveries_created = Counter::default();
+        registry.register(
+            "deliveries_created",
+            "Deliveries created by accepted events (backlog = created - settled)",
+            deliveries_created.clone(),
+        );
+        let deliveries_settled = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "deliveries_settled",
+            "Deliveries that reached an end, by outcome (succeeded, failed, cancelled)",
+            deliveries_settled.clone(),
+        );
+        let attempts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts, by result (success, http_error, network_error, timeout, refused)",
+            attempts.clone(),
+        );
+        let attempt_duration = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18),
+        );
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "Time from sending a delivery request to its answer",
+            attempt_duration.clone(),
+        );
+        let circuits_open = Gauge::default();
+        registry.register(
+            "circuits_open",
+            "Webhooks whose circuit is open on this node",
+            circuits_open.clone(),
+        );
+        let in_flight = Family::<WebhookLabels, Gauge>::default();
+        registry.register(
+            "webhook_in_flight",
+            "Requests in flight to each webhook from this node",
+            in_flight.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
             latency,
+            deliveries_created,
+            deliveries_settled,
+            attempts,
+            attempt_duration,
+            circuits_open,
+            in_flight,
         }
     }
 

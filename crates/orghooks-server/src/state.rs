@@ -1,6 +1,6 @@
 //! What every request handler shares: the store, the catalog, the keyring,
-//! the clock, the address policy, limits and metrics. Built once at start;
-//! cheap to clone.
+//! the clock, the address policy and resolver, limits, metrics and the
+//! delivery engine. Built once at start; cheap to clone.
 
 use std::sync::Arc;
 
@@ -10,6 +10,8 @@ use orghooks_core::{Catalog, Clock};
 use orghooks_store::Store;
 
 use crate::config::Config;
+use crate::delivery::Engine;
+use crate::delivery::resolver::PolicyResolver;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -23,9 +25,12 @@ struct Inner {
     policy: AddressPolicy,
     config: Config,
     metrics: Metrics,
+    engine: Engine,
+    resolver: PolicyResolver,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         catalog: Arc<Catalog>,
@@ -33,9 +38,13 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: Config,
         metrics: Metrics,
+        engine: Engine,
+        resolver: PolicyResolver,
     ) -> Self {
         let policy = AddressPolicy::new(config.security.allow_cidrs.clone());
         Self(Arc::new(Inner {
+            engine,
+            resolver,
             store,
             catalog,
             keyring,
@@ -76,5 +85,14 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// Resolves webhook hosts with the address policy applied.
+    pub fn resolver(&self) -> &PolicyResolver {
+        &self.0.resolver
     }
 }

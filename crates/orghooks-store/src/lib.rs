@@ -62,6 +62,60 @@ pub trait Store: Send + Sync + 'static {
         webhook: Uuid,
         patch: WebhookPatch,
     ) -> Result<Webhook, StoreError>;
-    /// Soft-deletes: the webhook no longer counts for the limit or URL rule.
+    /// Soft-deletes: the webhook no longer counts for the limit or URL
+    /// rule, and its pending and held deliveries are cancelled.
     async fn delete_webhook(&self, org: Uuid, webhook: Uuid, now: i64) -> Result<(), StoreError>;
+    /// A live webhook by uuid, whatever its org (for the delivery engine).
+    async fn webhook_by_uuid(&self, webhook: Uuid) -> Result<Option<Webhook>, StoreError>;
+    /// Turns a webhook off on the receiver's word (410 Gone, a circuit open
+    /// too long): `is_active = false` with the reason; its pending
+    /// deliveries are held.
+    async fn disable_webhook(&self, webhook: Uuid, reason: String, at: i64)
+    -> Result<(), StoreError>;
+
+    async fn create_publisher_token(
+        &self,
+        token: NewPublisherToken,
+    ) -> Result<PublisherToken, StoreError>;
+    async fn list_publisher_tokens(&self) -> Result<Vec<PublisherToken>, StoreError>;
+    async fn revoke_publisher_token(
+        &self,
+        token: Uuid,
+        at: i64,
+    ) -> Result<PublisherToken, StoreError>;
+    async fn publisher_token(&self, hash: Vec<u8>) -> Result<Option<PublisherToken>, StoreError>;
+
+    /// Appends events and fans each out, in the same commit, to every
+    /// active webhook of the account's org subscribed to it; the new
+    /// deliveries are leased to `lease.owner`. Each event is judged on its
+    /// own. With `wait = false` a full write queue answers `Busy` at once.
+    async fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+        lease: Lease,
+        wait: bool,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError>;
+    /// Appends a test event with one test delivery to `webhook`.
+    async fn append_test_delivery(
+        &self,
+        webhook: Uuid,
+        event: NewEvent,
+        now: i64,
+        lease: Lease,
+    ) -> Result<DeliveryJob, StoreError>;
+    /// Leases up to `limit` deliveries that are due, or whose lease expired.
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease: Lease,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+    /// Writes back what happened to deliveries, in one commit.
+    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError>;
+    /// Makes every pending delivery of `webhook` due now (its circuit closed).
+    async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError>;
+    /// Frees every lease (single-node backends at start: any lease left is
+    /// a dead process's). Answers how many deliveries were freed.
+    async fn recover_leases(&self, now: i64) -> Result<u64, StoreError>;
 }

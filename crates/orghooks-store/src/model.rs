@@ -3,6 +3,8 @@
 //! `orghooks_core::sealing`, never a plaintext secret.
 
 use orghooks_core::webhook::{Ordering, SignatureScheme};
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +115,10 @@ pub struct Webhook {
     pub is_active: bool,
     pub event_names: Vec<String>,
     pub secret_sealed: Option<String>,
+    /// The secret replaced by the last rotation, still signing until
+    /// `previous_secret_until` (standard-webhooks overlap).
+    pub previous_secret_sealed: Option<String>,
+    pub previous_secret_until: Option<i64>,
     pub signature_scheme: SignatureScheme,
     pub ordering: Ordering,
     pub max_in_flight: u32,
@@ -135,5 +141,153 @@ pub struct WebhookPatch {
     pub ordering: Option<Ordering>,
     pub max_in_flight: Option<u32>,
     pub secret_sealed: Option<String>,
+    /// With `secret_sealed`: keep the replaced secret signing until then.
+    pub keep_previous_secret_until: Option<i64>,
     pub updated_at: i64,
+}
+
+/// A platform-wide token for the publish API (stored as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPublisherToken {
+    pub uuid: Uuid,
+    pub name: String,
+    pub hash: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherToken {
+    pub uuid: Uuid,
+    pub name: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A validated, completed event to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub uuid: Uuid,
+    pub account_uuid: Uuid,
+    pub event_name: String,
+    pub book_uuid: Option<String>,
+    pub occurred_at: i64,
+    /// The completed payload, serialised once; deliveries send these bytes.
+    pub payload: Arc<str>,
+    /// Identifies the payload for idempotent replays.
+    pub payload_hash: Vec<u8>,
+}
+
+/// Who owns freshly created or claimed deliveries, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: i64,
+}
+
+/// The answer to one appended event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub event_uuid: Uuid,
+    /// How many deliveries the event fanned out to (also on a replay).
+    pub delivery_count: u32,
+    /// The new deliveries, leased to the caller; empty on a replay.
+    pub deliveries: Vec<DeliveryJob>,
+    /// True when the event was already accepted with the same payload.
+    pub replayed: bool,
+}
+
+/// Why one event of a batch was refused by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendError {
+    UnknownAccount,
+    /// The event uuid was accepted before with another payload.
+    PayloadMismatch,
+}
+
+/// Where a delivery stands (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivering,
+    Succeeded,
+    Failed,
+    Held,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivering => "delivering",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Held => "held",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "delivering" => Self::Delivering,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "held" => Self::Held,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery ready to send: everything the sender needs but the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryJob {
+    /// The store's internal id, for completing it cheaply.
+    pub id: i64,
+    pub uuid: Uuid,
+    pub webhook_uuid: Uuid,
+    pub event_uuid: Uuid,
+    pub payload: Arc<str>,
+    /// Attempts already made.
+    pub attempts: u32,
+    pub is_test: bool,
+}
+
+/// One HTTP request of a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub uuid: Uuid,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub response_status: Option<u16>,
+    /// JSON object of the response headers.
+    pub response_headers: Option<String>,
+    /// The response body, for non-2xx answers only, truncated.
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What happens to a delivery after an attempt (or instead of one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    Succeeded,
+    /// Try again at this time.
+    Retry { at: i64 },
+    /// The retry budget is spent.
+    Failed,
+    /// The webhook is inactive: wait for re-activation.
+    Held,
+    /// The webhook is gone.
+    Cancelled,
+    /// Not attempted (the circuit is open): wait without spending budget.
+    Deferred { at: i64 },
+}
+
+/// The result of handling one delivery, written back in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub delivery_id: i64,
+    pub attempt: Option<AttemptRecord>,
+    pub settle: Settle,
 }

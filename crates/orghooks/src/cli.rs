@@ -41,13 +41,13 @@ struct StoreArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the API (and, later, the delivery workers).
+    /// Run the API and the delivery engine.
     Serve {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Operator commands: organizations and API accounts.
+    /// Operator commands: organizations, API accounts, publisher tokens.
     Admin {
         /// Print one JSON object instead of text.
         #[arg(long, global = true)]
@@ -69,6 +69,24 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Tokens the platform publishes events with.
+    PublisherToken {
+        #[command(subcommand)]
+        command: PublisherTokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PublisherTokenCommand {
+    /// Create a publisher token; prints it once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List publisher tokens (never the tokens themselves).
+    List,
+    /// Revoke a publisher token: it stops working at once.
+    Revoke { token: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     orghooks_server::telemetry::init(&config.log);
-    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let app = App::build(config, orghooks_server::Deps::default()).await?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -188,6 +206,36 @@ async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> any
                     .join("\n");
                 let list: Vec<_> = orgs.iter().map(admin::org_json).collect();
                 print(json_mode, json!({"orgs": list}), text)
+            }
+        },
+        AdminCommand::PublisherToken { command } => match command {
+            PublisherTokenCommand::Create { name } => {
+                let (record, token) = admin.create_publisher_token(&name).await?;
+                let text = format!(
+                    "created publisher token {} ({})\ntoken: {token}\n(the token is shown this once; store it now)",
+                    record.uuid, record.name
+                );
+                let mut value = admin::publisher_token_json(&record);
+                value["token"] = json!(token);
+                print(json_mode, json!({"publisher_token": value}), text)
+            }
+            PublisherTokenCommand::List => {
+                let tokens = admin.list_publisher_tokens().await?;
+                let text = tokens
+                    .iter()
+                    .map(|t| {
+                        let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                        format!("{}  {}  {}", t.uuid, state, t.name)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let list: Vec<_> = tokens.iter().map(admin::publisher_token_json).collect();
+                print(json_mode, json!({"publisher_tokens": list}), text)
+            }
+            PublisherTokenCommand::Revoke { token } => {
+                let t = admin.revoke_publisher_token(token).await?;
+                let text = format!("revoked publisher token {}", t.uuid);
+                print(json_mode, json!({"publisher_token": admin::publisher_token_json(&t)}), text)
             }
         },
         AdminCommand::Account { command } => match command {

@@ -49,6 +49,17 @@ pub enum ErrorCode {
     SecretInvalid,
     SecretRequired,
     SchemeSecretMismatch,
+    WrongTokenKind,
+    UnknownAccount,
+    EventConflict,
+    PayloadInvalid,
+    UnknownEventName,
+    InactiveEventName,
+    TwinsDiffer,
+    BatchTooLarge,
+    EventTypeUnknown,
+    EventNotSubscribed,
+    WebhookInactive,
 }
 
 impl ErrorCode {
@@ -87,6 +98,17 @@ impl ErrorCode {
         Self::SecretInvalid,
         Self::SecretRequired,
         Self::SchemeSecretMismatch,
+        Self::WrongTokenKind,
+        Self::UnknownAccount,
+        Self::EventConflict,
+        Self::PayloadInvalid,
+        Self::UnknownEventName,
+        Self::InactiveEventName,
+        Self::TwinsDiffer,
+        Self::BatchTooLarge,
+        Self::EventTypeUnknown,
+        Self::EventNotSubscribed,
+        Self::WebhookInactive,
     ];
 
     /// The number clients match on. Never change or reuse one.
@@ -126,6 +148,17 @@ impl ErrorCode {
             Self::SecretInvalid => 2050,
             Self::SecretRequired => 2051,
             Self::SchemeSecretMismatch => 2052,
+            Self::WebhookInactive => 3012,
+            Self::EventNotSubscribed => 3011,
+            Self::EventTypeUnknown => 3010,
+            Self::BatchTooLarge => 3006,
+            Self::TwinsDiffer => 3005,
+            Self::InactiveEventName => 3004,
+            Self::UnknownEventName => 3003,
+            Self::PayloadInvalid => 3002,
+            Self::EventConflict => 3001,
+            Self::UnknownAccount => 3000,
+            Self::WrongTokenKind => 1104,
         }
     }
 
@@ -136,7 +169,8 @@ impl ErrorCode {
             Self::Unauthorized | Self::TokenExpired | Self::AccountDisabled => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::WrongTokenKind => StatusCode::FORBIDDEN,
+            Self::EventConflict => StatusCode::CONFLICT,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -163,6 +197,15 @@ impl ErrorCode {
             | Self::MaxInFlight
             | Self::SecretInvalid
             | Self::SecretRequired
+            | Self::UnknownAccount
+            | Self::PayloadInvalid
+            | Self::UnknownEventName
+            | Self::InactiveEventName
+            | Self::TwinsDiffer
+            | Self::BatchTooLarge
+            | Self::EventTypeUnknown
+            | Self::EventNotSubscribed
+            | Self::WebhookInactive
             | Self::SchemeSecretMismatch => StatusCode::BAD_REQUEST,
         }
     }
@@ -210,6 +253,17 @@ impl ErrorCode {
             Self::SchemeSecretMismatch => {
                 "signature_scheme: the webhook's current secret does not fit the new scheme"
             }
+            Self::WebhookInactive => "webhook_uuid: the webhook is not active",
+            Self::EventNotSubscribed => "event_uuid: the webhook does not subscribe to this event type",
+            Self::EventTypeUnknown => "event_uuid: no event type with this uuid",
+            Self::BatchTooLarge => "events: more events than publish.max_batch_events",
+            Self::TwinsDiffer => "payload: two backward-compatible twin fields differ",
+            Self::InactiveEventName => "payload.event_name: the event type is not active",
+            Self::UnknownEventName => "payload.event_name: no such event type",
+            Self::PayloadInvalid => "payload: fails the event type's JSON Schema (the field is named)",
+            Self::EventConflict => "event_uuid: already published with a different payload",
+            Self::UnknownAccount => "account_uuid: no such API account",
+            Self::WrongTokenKind => "the token is of the other kind: account tokens manage, publisher tokens publish",
         }
     }
 }
@@ -339,6 +393,19 @@ impl From<FieldError> for ApiError {
     }
 }
 
+impl From<orghooks_core::payload::PayloadError> for ApiError {
+    fn from(e: orghooks_core::payload::PayloadError) -> Self {
+        use orghooks_core::payload::PayloadError as P;
+        let code = match &e {
+            P::NotAnObject | P::MissingEventName | P::Invalid { .. } => ErrorCode::PayloadInvalid,
+            P::UnknownEventName(_) => ErrorCode::UnknownEventName,
+            P::InactiveEventName(_) => ErrorCode::InactiveEventName,
+            P::TwinsDiffer { .. } => ErrorCode::TwinsDiffer,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -356,7 +423,9 @@ impl From<StoreError> for ApiError {
 /// The markdown table of every code, as `docs/error-codes.md` holds it.
 pub fn error_code_table() -> String {
     let mut out = String::from("| code | HTTP status | meaning |\n|---:|---:|---|\n");
-    for code in ErrorCode::ALL {
+    let mut codes = ErrorCode::ALL.to_vec();
+    codes.sort_by_key(|c| c.code());
+    for code in codes {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
             code.code(),

@@ -8,7 +8,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use orghooks_core::credentials;
-use orghooks_store::{Account, Role};
+use orghooks_store::{Account, PublisherToken, Role};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -139,30 +139,43 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
     }
 }
 
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| unauthorized("Authorization: a Bearer token is required"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            let (scheme, token) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("Authorization: expected \"Bearer <access token>\""))
+}
+
 /// An authenticated API account, any role.
 pub struct Caller(pub Account);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| unauthorized("Authorization: a Bearer token is required"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, token) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("Authorization: expected \"Bearer <access token>\""))?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        if token.starts_with(credentials::PUBLISHER_TOKEN_PREFIX)
+            && state.store().publisher_token(credentials::hash(token)).await?.is_some()
+        {
+            return Err(ApiError::new(
+                ErrorCode::WrongTokenKind,
+                "Authorization: a publisher token cannot use the management API; use an account's access token",
+            ));
+        }
         // Read fresh on every request: a disabled account or an expired
         // token is refused at once, whichever process changed it.
         let grant = state
@@ -183,6 +196,27 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         Ok(Self(grant.account))
+    }
+}
+
+/// A platform publisher, authenticated by a publisher token.
+pub struct Publisher(pub PublisherToken);
+
+impl FromRequestParts<AppState> for Publisher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let hash = credentials::hash(token);
+        match state.store().publisher_token(hash.clone()).await? {
+            Some(t) if t.revoked_at.is_none() => Ok(Self(t)),
+            Some(_) => Err(unauthorized("Authorization: this publisher token was revoked")),
+            None if state.store().token_grant(hash).await?.is_some() => Err(ApiError::new(
+                ErrorCode::WrongTokenKind,
+                "Authorization: an account token cannot publish events; use a publisher token",
+            )),
+            None => Err(unauthorized("Authorization: unknown publisher token")),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod oauth;
@@ -37,6 +38,7 @@ use error::{ApiError, ErrorCode, ErrorEnvelope};
         (name = "auth", description = "OAuth2 client credentials"),
         (name = "webhooks", description = "An organization's webhooks (manager role)"),
         (name = "events", description = "The event catalog"),
+        (name = "publish", description = "The platform publishes events (publisher tokens)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -86,9 +88,16 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-/// Every route with its documentation, before state and layers.
-fn documented_routes() -> OpenApiRouter<AppState> {
+/// Every route with its documentation, before state and layers. The batch
+/// publish route has its own, larger body limit.
+fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
+    let batch = OpenApiRouter::new()
+        .routes(routes!(events::publish_batch))
+        .layer(DefaultBodyLimit::max(max_batch_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(batch)
+        .routes(routes!(events::publish))
+        .routes(routes!(webhooks::test_webhook))
         .routes(routes!(oauth::token))
         .routes(routes!(webhooks::add_webhook))
         .routes(routes!(webhooks::list_webhooks))
@@ -106,7 +115,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route the router serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+    documented_routes(0).split_for_parts().1
 }
 
 /// The document as served: the generated one, with every error code listed
@@ -125,7 +134,8 @@ fn render_openapi(api: &utoipa::openapi::OpenApi) -> String {
 
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
-    let (router, api) = documented_routes().split_for_parts();
+    let (router, api) =
+        documented_routes(state.config().publish.max_batch_bytes).split_for_parts();
     let doc = OpenApiJson(Arc::new(render_openapi(&api)));
     router
         .fallback(route_not_found)

@@ -8,8 +8,9 @@ use orghooks_core::webhook::{
     Ordering, SignatureScheme, WebhookUrl, parse_description, parse_event_names,
     parse_max_in_flight,
 };
-use orghooks_store::{NewWebhook, StoreError, Webhook, WebhookPatch};
-use serde::Deserialize;
+use orghooks_store::{NewEvent, NewWebhook, StoreError, Webhook, WebhookPatch};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -19,6 +20,7 @@ use super::views::{
     Empty, Envelope, EventTypeList, EventTypeSummary, RotatedSecret, WebhookList, WebhookSummary,
     WebhookView, ok, with_message,
 };
+use crate::delivery::resolver::Checked;
 use crate::state::AppState;
 
 /// Fields a caller may set on a webhook.
@@ -105,6 +107,21 @@ fn check_body(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), A
     Ok(())
 }
 
+/// Refuses a host name that resolves, and only to blocked addresses (SPEC
+/// §2). A name that does not resolve now is accepted: delivery checks again.
+async fn check_resolution(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
+    let Some(host) = url.domain() else {
+        return Ok(());
+    };
+    if let Ok(Checked::Blocked(ip, range)) = state.resolver().check(host).await {
+        return Err(ApiError::new(
+            ErrorCode::UrlBlockedAddress,
+            format!("url: host {host} resolves only to addresses that are not allowed ({ip} is {range})"),
+        ));
+    }
+    Ok(())
+}
+
 fn webhook_not_found(id: Uuid) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,
@@ -148,6 +165,7 @@ pub async fn add_webhook(
     let input: AddWebhookBody = parse_fields(body)?;
     let w = input.webhook;
     let url = WebhookUrl::parse(&w.url, state.policy())?;
+    check_resolution(&state, &url).await?;
     let description = w
         .description
         .as_deref()
@@ -271,6 +289,9 @@ pub async fn update_webhook(
         .as_deref()
         .map(|u| WebhookUrl::parse(u, state.policy()))
         .transpose()?;
+    if let Some(url) = &url {
+        check_resolution(&state, url).await?;
+    }
     let patch = WebhookPatch {
         url: url.as_ref().map(|u| {
             (
@@ -292,6 +313,7 @@ pub async fn update_webhook(
         ordering: change.ordering,
         max_in_flight: change.max_in_flight.map(parse_max_in_flight).transpose()?,
         secret_sealed: None,
+        keep_previous_secret_until: None,
         updated_at: state.now_ms(),
     };
     if let (Some(scheme), Some(sealed)) = (patch.signature_scheme, &current.secret_sealed) {
@@ -313,6 +335,7 @@ pub async fn update_webhook(
         .update_webhook(caller.org_uuid, id, patch)
         .await
         .map_err(|e| store_error(e, id, url.as_ref(), max))?;
+    state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook updated");
     Ok(ok(Empty {}))
 }
@@ -341,6 +364,7 @@ pub async fn delete_webhook(
             StoreError::NotFound => webhook_not_found(id),
             other => other.into(),
         })?;
+    state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook deleted");
     Ok(ok(Empty {}))
 }
@@ -394,8 +418,14 @@ pub async fn rotate_secret(
     let webhook = load(&state, caller.org_uuid, id).await?;
     let scheme = input.signature_scheme.unwrap_or(webhook.signature_scheme);
     let (secret, generated): (SecretString, bool) = scheme.secret(input.secret_key.as_deref())?;
+    // Standard Webhooks receivers accept any of several signatures, so the
+    // old key keeps signing beside the new one for the overlap.
+    let overlap = (scheme == SignatureScheme::StandardWebhooks
+        && webhook.signature_scheme == SignatureScheme::StandardWebhooks)
+        .then(|| state.now_ms() + state.config().delivery.secret_overlap_secs as i64 * 1000);
     let patch = WebhookPatch {
         secret_sealed: Some(state.keyring().seal(&secret)),
+        keep_previous_secret_until: overlap,
         signature_scheme: input.signature_scheme,
         updated_at: state.now_ms(),
         ..WebhookPatch::default()
@@ -408,10 +438,97 @@ pub async fn rotate_secret(
             StoreError::NotFound => webhook_not_found(id),
             other => other.into(),
         })?;
+    state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
     let shown = generated.then(|| secret.expose().to_owned());
     Ok(with_message(
         "Webhook secret rotated successfully",
         RotatedSecret { secret_key: shown },
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TestWebhookBody {
+    /// The uuid of an event type (not of an event): its example is sent.
+    pub event_uuid: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestDelivery {
+    /// The test delivery's uuid (sent as `webhook-id`).
+    pub uuid: Uuid,
+}
+
+/// Send an event type's example payload to the webhook as a test delivery.
+#[utoipa::path(
+    post, path = "/v1/account/settings/webhook/{webhook_uuid}/test", tag = "webhooks",
+    params(("webhook_uuid" = Uuid, Path)),
+    request_body = TestWebhookBody,
+    responses(
+        (status = 200, description = "The test delivery was queued", body = Envelope<TestDelivery>),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    Manager(caller): Manager,
+    WebhookId(id): WebhookId,
+    JsonBody(body): JsonBody,
+) -> Result<axum::Json<Envelope<TestDelivery>>, ApiError> {
+    check_fields(&body, "", &["event_uuid"], &[])?;
+    let input: TestWebhookBody = parse_fields(body)?;
+    let webhook = load(&state, caller.org_uuid, id).await?;
+    let event_type = state.catalog().by_uuid(input.event_uuid).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::EventTypeUnknown,
+            format!("event_uuid: no event type {}", input.event_uuid),
+        )
+    })?;
+    if !event_type.is_active {
+        return Err(ApiError::new(
+            ErrorCode::EventNameInactive,
+            format!("event_uuid: event type {} is not active", event_type.name),
+        ));
+    }
+    if !webhook.is_active {
+        return Err(ApiError::new(
+            ErrorCode::WebhookInactive,
+            format!("webhook_uuid: webhook {id} is not active"),
+        ));
+    }
+    if !webhook.event_names.contains(&event_type.name) {
+        return Err(ApiError::new(
+            ErrorCode::EventNotSubscribed,
+            format!("event_uuid: webhook {id} does not subscribe to {}", event_type.name),
+        ));
+    }
+    let payload = serde_json::to_string(&event_type.example).map_err(ApiError::internal)?;
+    let now = state.now_ms();
+    let event = NewEvent {
+        uuid: Uuid::new_v4(),
+        account_uuid: caller.uuid,
+        event_name: event_type.name.clone(),
+        book_uuid: event_type
+            .example
+            .get("book_uuid")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        occurred_at: now,
+        payload_hash: Sha256::digest(payload.as_bytes()).to_vec(),
+        payload: payload.into(),
+    };
+    let job = state
+        .store()
+        .append_test_delivery(id, event, now, state.engine().lease())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => webhook_not_found(id),
+            other => other.into(),
+        })?;
+    let uuid = job.uuid;
+    state.engine().submit(vec![job]);
+    tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
+    Ok(ok(TestDelivery { uuid }))
 }

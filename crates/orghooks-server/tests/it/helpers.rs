@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use orghooks_core::ManualClock;
+use orghooks_core::{Clock, ManualClock, SystemClock};
 use orghooks_server::admin::Admin;
-use orghooks_server::{App, Config};
+use orghooks_server::delivery::resolver::{BoxFuture, Resolve};
+use orghooks_server::{App, Config, Deps};
 use orghooks_store::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,7 +16,10 @@ use uuid::Uuid;
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// Moves time for apps started with a manual clock (not delivering ones).
     pub clock: ManualClock,
+    pub resolver: TestResolver,
+    deps: Deps,
     pub admin: Admin,
     pub config: Config,
     pub dir: Arc<tempfile::TempDir>,
@@ -43,25 +47,66 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
+/// An app on a hand-driven clock: for the API, where time is a value.
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let clock = ManualClock::starting_now();
+    spawn_on(adjust, Arc::new(clock.clone()), clock).await
+}
+
+/// An app on the wall clock that delivers to receivers on 127.0.0.1, with
+/// a short retry schedule: for delivery, where time must pass.
+pub async fn spawn_delivering(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(
+        |c| {
+            c.security.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+            c.delivery.retry_gaps_ms = vec![20, 40, 60];
+            c.delivery.retry_jitter = 0.0;
+            c.delivery.claim_interval_ms = 10;
+            c.delivery.webhook_cache_ms = 10;
+            c.delivery.timeout_ms = 2000;
+            c.delivery.lease_ms = 10_000;
+            adjust(c);
+        },
+        Arc::new(SystemClock),
+        ManualClock::starting_now(),
+    )
+    .await
+}
+
+async fn spawn_on(
+    adjust: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+    manual: ManualClock,
+) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut config = test_config(dir.path());
     adjust(&mut config);
-    start(config, dir, ManualClock::starting_now()).await
+    let resolver = TestResolver::default();
+    let deps = Deps {
+        clock,
+        resolver: Arc::new(resolver.clone()),
+    };
+    start(config, dir, deps, manual, resolver).await
 }
 
-async fn start(config: Config, dir: Arc<tempfile::TempDir>, clock: ManualClock) -> TestApp {
-    let app = App::build(config.clone(), Arc::new(clock.clone()))
-        .await
-        .unwrap();
+async fn start(
+    config: Config,
+    dir: Arc<tempfile::TempDir>,
+    deps: Deps,
+    clock: ManualClock,
+    resolver: TestResolver,
+) -> TestApp {
+    let app = App::build(config.clone(), deps.clone()).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let admin = Admin::open(&config, Arc::new(clock.clone())).unwrap();
+    let admin = Admin::open(&config, deps.clock.clone()).unwrap();
     TestApp {
         base,
         client: reqwest::Client::new(),
         clock,
+        resolver,
+        deps,
         admin,
         config,
         dir,
@@ -77,8 +122,9 @@ impl TestApp {
         self.shutdown.cancel();
         self.server.take().unwrap().await.unwrap().unwrap();
         let (config, dir, clock) = (self.config.clone(), self.dir.clone(), self.clock.clone());
+        let (deps, resolver) = (self.deps.clone(), self.resolver.clone());
         drop(self);
-        start(config, dir, clock).await
+        start(config, dir, deps, clock, resolver).await
     }
 
     /// One request; answers the status and the JSON body (Null if empty).
@@ -177,4 +223,91 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: u32, message: 
         &json!({"status": status, "code": code, "message": message, "response": null,
                 "meta": {"status": status, "msg": message, "code": code}}),
     );
+}
+
+/// A resolver whose answers tests set; unknown names do not resolve, and
+/// nothing ever reaches real DNS.
+#[derive(Clone, Default)]
+pub struct TestResolver(Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::IpAddr>>>>);
+
+impl TestResolver {
+    pub fn set(&self, host: &str, ips: &[&str]) {
+        let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+        self.0.lock().unwrap().insert(host.to_owned(), ips);
+    }
+}
+
+impl Resolve for TestResolver {
+    fn resolve(&self, host: &str) -> BoxFuture<std::io::Result<Vec<std::net::IpAddr>>> {
+        let answer = self.0.lock().unwrap().get(host).cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} does not resolve"))
+        });
+        Box::pin(async move { answer })
+    }
+}
+
+impl TestApp {
+    /// A publisher token made through the admin operations.
+    pub async fn publisher_token(&self) -> String {
+        self.admin.create_publisher_token("tests").await.unwrap().1
+    }
+
+    /// Publishes one event; answers status and body.
+    pub async fn publish(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/events", Some(token), Some(body)).await
+    }
+
+    /// Adds a webhook with extra `webhook` fields; answers its uuid.
+    pub async fn add_webhook_with(&self, token: &str, webhook: Value, events: &[&str]) -> String {
+        let (status, body) = self
+            .post("/v1/account/settings/webhook", token, json!({"webhook": webhook, "event_names": events}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["response"]["uuid"].as_str().unwrap().to_owned()
+    }
+}
+
+impl TestApp {
+    /// The value of one metric series (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `series` reaches at least `value`, or panics at the deadline.
+    pub async fn wait_metric(&self, series: &str, value: f64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.metric(series).await;
+            if got >= value {
+                return;
+            }
+            assert!(std::time::Instant::now() < until, "{series} stayed at {got}, wanted {value}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until `GET path` answers a body for which `done` holds.
+    pub async fn wait_until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, body) = self.get(path, token).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < until, "{path} never matched: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

@@ -4,6 +4,9 @@
 mod auth;
 mod helpers;
 mod openapi;
+mod publish;
+mod receiver;
+mod delivery;
 mod robustness;
 mod validation;
 mod webhooks;

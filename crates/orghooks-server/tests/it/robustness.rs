@@ -124,7 +124,7 @@ async fn data_survives_a_restart() {
 async fn a_second_server_on_the_same_data_folder_is_refused() {
     let app = spawn_app().await;
     let err =
-        orghooks_server::App::build(app.config.clone(), std::sync::Arc::new(app.clock.clone()))
+        orghooks_server::App::build(app.config.clone(), orghooks_server::Deps::default())
             .await
             .err()
             .expect("the data folder is locked");

@@ -4,6 +4,7 @@
 //! Durability: `synchronous=FULL` by default, so an answered write survives
 //! an OS crash; `NORMAL` is an operator's choice (the server warns).
 
+mod delivery;
 mod readers;
 mod schema;
 mod writer;
@@ -99,7 +100,7 @@ impl SqliteStore {
     }
 }
 
-fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+pub(crate) fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let s: String = row.get(idx)?;
     Uuid::parse_str(&s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
@@ -143,7 +144,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
 
 const WEBHOOK_COLS: &str = "uuid, org_uuid, url, url_password_sealed, description, is_active, \
      event_names, secret_sealed, signature_scheme, ordering, max_in_flight, disabled_reason, \
-     disabled_at, created_at, updated_at";
+     disabled_at, created_at, updated_at, previous_secret_sealed, previous_secret_until";
 
 fn webhook_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = row.get(6)?;
@@ -167,6 +168,8 @@ fn webhook_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         disabled_at: row.get(12)?,
         created_at: row.get(13)?,
         updated_at: row.get(14)?,
+        previous_secret_sealed: row.get(15)?,
+        previous_secret_until: row.get(16)?,
     })
 }
 
@@ -454,6 +457,9 @@ impl Store for SqliteStore {
                     w.description = Some(d);
                 }
                 if let Some(active) = patch.is_active {
+                    if active != w.is_active {
+                        delivery::hold_or_release(conn, &w.uuid.to_string(), active, patch.updated_at)?;
+                    }
                     w.is_active = active;
                     if active {
                         w.disabled_reason = None;
@@ -473,14 +479,25 @@ impl Store for SqliteStore {
                     w.max_in_flight = n;
                 }
                 if let Some(s) = patch.secret_sealed {
-                    w.secret_sealed = Some(s);
+                    let replaced = w.secret_sealed.replace(s);
+                    match (replaced, patch.keep_previous_secret_until) {
+                        (Some(old), Some(until)) => {
+                            w.previous_secret_sealed = Some(old);
+                            w.previous_secret_until = Some(until);
+                        }
+                        _ => {
+                            w.previous_secret_sealed = None;
+                            w.previous_secret_until = None;
+                        }
+                    }
                 }
                 w.updated_at = patch.updated_at;
                 conn.prepare_cached(
                     "UPDATE webhooks SET url = ?2, url_password_sealed = ?3, description = ?4, \
                      is_active = ?5, event_names = ?6, secret_sealed = ?7, signature_scheme = ?8, \
                      ordering = ?9, max_in_flight = ?10, disabled_reason = ?11, disabled_at = ?12, \
-                     updated_at = ?13 WHERE uuid = ?1",
+                     updated_at = ?13, previous_secret_sealed = ?14, previous_secret_until = ?15 \
+                     WHERE uuid = ?1",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -496,7 +513,9 @@ impl Store for SqliteStore {
                         w.max_in_flight,
                         w.disabled_reason,
                         w.disabled_at,
-                        w.updated_at
+                        w.updated_at,
+                        w.previous_secret_sealed,
+                        w.previous_secret_until
                     ])
                 })
                 .map_err(unique_as(WEBHOOK_URL_RULE))?;
@@ -516,11 +535,168 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.execute(params![webhook.to_string(), org.to_string(), now]))
                     .map_err(backend)?;
                 if n == 0 {
-                    Err(StoreError::NotFound)
-                } else {
-                    Ok(())
+                    return Err(StoreError::NotFound);
                 }
+                delivery::cancel_open(conn, &webhook.to_string(), now)
             })
             .await
     }
+
+    async fn webhook_by_uuid(&self, webhook: Uuid) -> Result<Option<Webhook>, StoreError> {
+        self.readers
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL"
+                ))
+                .and_then(|mut s| s.query_row([webhook.to_string()], webhook_row).optional())
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn disable_webhook(&self, webhook: Uuid, reason: String, at: i64) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE webhooks SET is_active = 0, disabled_reason = ?2, disabled_at = ?3, \
+                         updated_at = ?3 WHERE uuid = ?1 AND deleted_at IS NULL AND is_active = 1",
+                    )
+                    .and_then(|mut s| s.execute(params![webhook.to_string(), reason, at]))
+                    .map_err(backend)?;
+                if n > 0 {
+                    delivery::hold_or_release(conn, &webhook.to_string(), false, at)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn create_publisher_token(
+        &self,
+        t: NewPublisherToken,
+    ) -> Result<PublisherToken, StoreError> {
+        self.writer
+            .submit(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO publisher_tokens (uuid, name, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![t.uuid.to_string(), t.name, t.hash, t.created_at]))
+                .map_err(backend)?;
+                Ok(PublisherToken {
+                    uuid: t.uuid,
+                    name: t.name,
+                    created_at: t.created_at,
+                    revoked_at: None,
+                })
+            })
+            .await
+    }
+
+    async fn list_publisher_tokens(&self) -> Result<Vec<PublisherToken>, StoreError> {
+        self.readers
+            .read(|conn| {
+                let mut s = conn
+                    .prepare_cached(&format!(
+                        "SELECT {PUBLISHER_COLS} FROM publisher_tokens ORDER BY created_at, uuid"
+                    ))
+                    .map_err(backend)?;
+                let rows = s.query_map([], publisher_row).map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)
+            })
+            .await
+    }
+
+    async fn revoke_publisher_token(&self, token: Uuid, at: i64) -> Result<PublisherToken, StoreError> {
+        self.writer
+            .submit(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE publisher_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE uuid = ?1 \
+                     RETURNING {PUBLISHER_COLS}"
+                ))
+                .and_then(|mut s| s.query_row(params![token.to_string(), at], publisher_row).optional())
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn publisher_token(&self, hash: Vec<u8>) -> Result<Option<PublisherToken>, StoreError> {
+        self.readers
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {PUBLISHER_COLS} FROM publisher_tokens WHERE hash = ?1"
+                ))
+                .and_then(|mut s| s.query_row([hash], publisher_row).optional())
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+        lease: Lease,
+        wait: bool,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let job = move |conn: &Connection| {
+            events
+                .iter()
+                .map(|e| delivery::append_event(conn, e, now, &lease))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        if wait {
+            self.writer.submit(job).await
+        } else {
+            self.writer.try_submit(job).await
+        }
+    }
+
+    async fn append_test_delivery(
+        &self,
+        webhook: Uuid,
+        event: NewEvent,
+        now: i64,
+        lease: Lease,
+    ) -> Result<DeliveryJob, StoreError> {
+        self.writer
+            .submit(move |conn| delivery::append_test(conn, webhook, &event, now, &lease))
+            .await
+    }
+
+    async fn claim_due(&self, now: i64, lease: Lease, limit: u32) -> Result<Vec<DeliveryJob>, StoreError> {
+        self.writer
+            .submit(move |conn| delivery::claim(conn, now, &lease, limit))
+            .await
+    }
+
+    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| delivery::complete(conn, &outcomes, now))
+            .await
+    }
+
+    async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| delivery::release_deferred(conn, &webhook.to_string(), now))
+            .await
+    }
+
+    async fn recover_leases(&self, now: i64) -> Result<u64, StoreError> {
+        self.writer
+            .submit(move |conn| delivery::recover_leases(conn, now))
+            .await
+    }
+}
+
+const PUBLISHER_COLS: &str = "uuid, name, created_at, revoked_at";
+
+fn publisher_row(row: &Row<'_>) -> rusqlite::Result<PublisherToken> {
+    Ok(PublisherToken {
+        uuid: uuid_col(row, 0)?,
+        name: row.get(1)?,
+        created_at: row.get(2)?,
+        revoked_at: row.get(3)?,
+    })
 }

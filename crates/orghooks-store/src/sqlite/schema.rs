@@ -54,6 +54,66 @@ CREATE TABLE webhooks (
 );
 CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url) WHERE deleted_at IS NULL;
 CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
+"#, r#"
+ALTER TABLE webhooks ADD COLUMN previous_secret_sealed TEXT;
+ALTER TABLE webhooks ADD COLUMN previous_secret_until INTEGER;
+
+CREATE TABLE publisher_tokens (
+    uuid        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    hash        BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE UNIQUE INDEX publisher_tokens_hash ON publisher_tokens(hash);
+
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    uuid            TEXT NOT NULL,
+    org_uuid        TEXT NOT NULL,
+    account_uuid    TEXT NOT NULL,
+    event_name      TEXT NOT NULL,
+    book_uuid       TEXT,
+    occurred_at     INTEGER NOT NULL,
+    accepted_at     INTEGER NOT NULL,
+    payload         TEXT NOT NULL,
+    payload_hash    BLOB NOT NULL,
+    delivery_count  INTEGER NOT NULL,
+    is_test         INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX events_org_uuid ON events(org_uuid, uuid);
+
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY,
+    uuid             TEXT NOT NULL,
+    event_id         INTEGER NOT NULL REFERENCES events(id),
+    webhook_uuid     TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    is_test          INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_owner      TEXT,
+    lease_until      INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX deliveries_uuid ON deliveries(uuid);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
+CREATE INDEX deliveries_webhook ON deliveries(webhook_uuid, status);
+
+CREATE TABLE attempts (
+    id                INTEGER PRIMARY KEY,
+    uuid              TEXT NOT NULL,
+    delivery_id       INTEGER NOT NULL REFERENCES deliveries(id),
+    started_at        INTEGER NOT NULL,
+    duration_ms       INTEGER NOT NULL,
+    response_status   INTEGER,
+    response_headers  TEXT,
+    response_body     TEXT,
+    error             TEXT
+);
+CREATE INDEX attempts_delivery ON attempts(delivery_id);
 "#];
 
 /// Brings the schema up to date; refuses a database newer than this binary.

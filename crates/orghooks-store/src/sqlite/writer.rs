@@ -93,7 +93,6 @@ impl Writer {
     }
 
     /// Queues `work` only if there is room now (`Busy` otherwise).
-    #[allow(dead_code)] // the publish path (back-pressure) is its first caller
     pub(crate) async fn try_submit<F, R>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,

@@ -1,0 +1,388 @@
+//! The dispatcher: one task that owns every webhook's lane (its queue of
+//! deliveries in memory, its requests in flight, its circuit) and decides
+//! what is sent next. It never waits on the network itself: each request
+//! runs in its own task and reports back, so a slow or dead receiver only
+//! ever occupies its own lane's `max_in_flight` slots.
+//!
+//! Memory is bounded: past the per-webhook and total queue limits,
+//! deliveries go back to the store (deferred) and are claimed again later.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orghooks_store::{AttemptRecord, DeliveryJob, Outcome, Settle};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::sender::Attempt;
+use super::{Msg, Shared};
+use crate::metrics::{OutcomeLabels, WebhookLabels};
+
+/// What the request task found.
+#[derive(Debug)]
+pub enum Sent {
+    Attempted { attempt: Attempt, max_in_flight: u32 },
+    /// The webhook is inactive: hold the delivery.
+    Held,
+    /// The webhook is gone: cancel the delivery.
+    Cancelled,
+    /// The webhook could not be loaded; try again later.
+    Unavailable(String),
+}
+
+#[derive(Debug, Default)]
+struct Circuit {
+    consecutive_failures: u32,
+    open: bool,
+    probe_in_flight: bool,
+    next_probe_at: i64,
+}
+
+struct Lane {
+    queue: VecDeque<DeliveryJob>,
+    in_flight: u32,
+    max_in_flight: u32,
+    circuit: Circuit,
+    /// Waiting in `Dispatcher::starved` for a global slot.
+    starved: bool,
+}
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Msg>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    lanes: HashMap<Uuid, Lane>,
+    /// Ids of the deliveries in memory: a claim that renews the lease of
+    /// one already here must not make it a second copy.
+    known: HashSet<i64>,
+    starved: VecDeque<Uuid>,
+    queued_total: usize,
+    in_flight_total: usize,
+    stopping: bool,
+}
+
+impl Dispatcher {
+    pub fn new(
+        shared: Arc<Shared>,
+        tx: mpsc::UnboundedSender<Msg>,
+        outcomes: mpsc::UnboundedSender<Outcome>,
+    ) -> Self {
+        Self {
+            shared,
+            tx,
+            outcomes,
+            lanes: HashMap::new(),
+            known: HashSet::new(),
+            starved: VecDeque::new(),
+            queued_total: 0,
+            in_flight_total: 0,
+            stopping: false,
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight_total
+    }
+
+    /// Deliveries in memory (queued and in flight): what the claimer may add.
+    pub fn load(&self) -> usize {
+        self.queued_total + self.in_flight_total
+    }
+
+    fn now(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    fn settle(&mut self, job: &DeliveryJob, attempt: Option<AttemptRecord>, settle: Settle) {
+        self.known.remove(&job.id);
+        let outcome = match &settle {
+            Settle::Succeeded => Some("succeeded"),
+            Settle::Failed => Some("failed"),
+            Settle::Cancelled => Some("cancelled"),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.shared
+                .metrics
+                .deliveries_settled
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
+        }
+        let _ = self.outcomes.send(Outcome {
+            delivery_id: job.id,
+            attempt,
+            settle,
+        });
+    }
+
+    /// New deliveries (accepted just now, or claimed).
+    pub fn enqueue(&mut self, jobs: Vec<DeliveryJob>) {
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        let mut touched = Vec::new();
+        for job in jobs {
+            if !self.known.insert(job.id) {
+                continue;
+            }
+            let full = self.queued_total >= cfg.max_queued_total;
+            let lane = self.lanes.entry(job.webhook_uuid).or_insert_with(|| Lane {
+                queue: VecDeque::new(),
+                in_flight: 0,
+                max_in_flight: cfg.default_max_in_flight,
+                circuit: Circuit::default(),
+                starved: false,
+            });
+            if self.stopping || full || lane.queue.len() >= cfg.max_queued_per_webhook {
+                let at = shared.clock.now_ms() + cfg.claim_interval_ms as i64;
+                self.settle(&job, None, Settle::Deferred { at });
+                continue;
+            }
+            if lane.queue.is_empty() {
+                touched.push(job.webhook_uuid);
+            }
+            lane.queue.push_back(job);
+            self.queued_total += 1;
+        }
+        for webhook in touched {
+            self.pump(webhook);
+        }
+    }
+
+    /// Starts what the lane's limits, the global limit and the circuit allow.
+    fn pump(&mut self, webhook: Uuid) {
+        let now = self.now();
+        let total_cap = self.shared.config.max_in_flight_total;
+        let claim_gap = self.shared.config.claim_interval_ms as i64;
+        let Some(lane) = self.lanes.get_mut(&webhook) else { return };
+        let mut deferred = Vec::new();
+        let mut start = Vec::new();
+        while lane.in_flight < lane.max_in_flight && !self.stopping {
+            let Some(job) = lane.queue.front() else { break };
+            if self.in_flight_total + start.len() >= total_cap {
+                if !lane.starved {
+                    lane.starved = true;
+                    self.starved.push_back(webhook);
+                }
+                break;
+            }
+            let job_is_test = job.is_test;
+            let job = lane.queue.pop_front().expect("front exists");
+            self.queued_total -= 1;
+            let c = &mut lane.circuit;
+            let probe = c.open && !job_is_test;
+            if probe {
+                if c.probe_in_flight || now < c.next_probe_at {
+                    let at = c.next_probe_at.max(now + claim_gap);
+                    deferred.push((job, at));
+                    continue;
+                }
+                c.probe_in_flight = true;
+            }
+            lane.in_flight += 1;
+            start.push((job, probe));
+        }
+        let lane_in_flight = lane.in_flight;
+        if lane.queue.is_empty()
+            && lane.in_flight == 0
+            && !lane.starved
+            && !lane.circuit.open
+            && lane.circuit.consecutive_failures == 0
+        {
+            self.lanes.remove(&webhook);
+        }
+        for (job, at) in deferred {
+            self.settle(&job, None, Settle::Deferred { at });
+        }
+        if !start.is_empty() {
+            self.shared
+                .metrics
+                .in_flight
+                .get_or_create(&WebhookLabels {
+                    webhook_uuid: webhook.to_string(),
+                })
+                .set(lane_in_flight as i64);
+        }
+        for (job, probe) in start {
+            self.in_flight_total += 1;
+            let shared = self.shared.clone();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let sent = shared.attempt(&job).await;
+                let _ = tx.send(Msg::Done { job, probe, sent });
+            });
+        }
+    }
+
+    /// A request task reported back.
+    pub fn done(&mut self, job: DeliveryJob, probe: bool, sent: Sent) {
+        self.in_flight_total -= 1;
+        let webhook = job.webhook_uuid;
+        let now = self.now();
+        let mut circuit_event = None;
+        if let Some(lane) = self.lanes.get_mut(&webhook) {
+            lane.in_flight -= 1;
+            if probe {
+                lane.circuit.probe_in_flight = false;
+            }
+            self.shared
+                .metrics
+                .in_flight
+                .get_or_create(&WebhookLabels {
+                    webhook_uuid: webhook.to_string(),
+                })
+                .set(lane.in_flight as i64);
+            if let Sent::Attempted { max_in_flight, .. } = &sent {
+                lane.max_in_flight = *max_in_flight;
+            }
+        }
+        match sent {
+            Sent::Held => self.settle(&job, None, Settle::Held),
+            Sent::Cancelled => self.settle(&job, None, Settle::Cancelled),
+            Sent::Unavailable(reason) => {
+                tracing::warn!(webhook_uuid = %webhook, delivery_uuid = %job.uuid, error = %reason,
+                    "cannot load the webhook; the delivery waits");
+                let at = now + self.shared.config.claim_interval_ms as i64;
+                self.settle(&job, None, Settle::Deferred { at });
+            }
+            Sent::Attempted { attempt, .. } => {
+                circuit_event = self.attempted(&job, attempt, now);
+            }
+        }
+        if let Some(lane) = self.lanes.get_mut(&webhook)
+            && !job.is_test
+        {
+            let c = &mut lane.circuit;
+            match circuit_event {
+                Some(CircuitEvent::Success) => {
+                    c.consecutive_failures = 0;
+                    if c.open {
+                        c.open = false;
+                        self.shared.metrics.circuits_open.dec();
+                        tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
+                        let shared = self.shared.clone();
+                        tokio::spawn(async move {
+                            let now = shared.clock.now_ms();
+                            if let Err(e) = shared.store.release_deferred(webhook, now).await {
+                                tracing::error!(webhook_uuid = %webhook, error = %e, "cannot release deferred deliveries");
+                            }
+                            shared.wake_claimer();
+                        });
+                    }
+                }
+                Some(CircuitEvent::Failure { next_at }) => {
+                    c.consecutive_failures += 1;
+                    if c.open {
+                        c.next_probe_at = next_at;
+                    } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold {
+                        c.open = true;
+                        c.next_probe_at = next_at;
+                        self.shared.metrics.circuits_open.inc();
+                        tracing::warn!(webhook_uuid = %webhook, failures = c.consecutive_failures,
+                            "circuit opened: deliveries wait while one probe at a time retries");
+                    }
+                }
+                None => {}
+            }
+        }
+        self.pump(webhook);
+        while self.in_flight_total < self.shared.config.max_in_flight_total {
+            let Some(next) = self.starved.pop_front() else { break };
+            if let Some(lane) = self.lanes.get_mut(&next) {
+                lane.starved = false;
+            }
+            self.pump(next);
+        }
+    }
+
+    fn attempted(&mut self, job: &DeliveryJob, attempt: Attempt, now: i64) -> Option<CircuitEvent> {
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
+        metrics.attempt_duration.observe(attempt.duration.as_secs_f64());
+        let record = AttemptRecord {
+            uuid: attempt.request_id,
+            started_at: attempt.started_at_ms,
+            duration_ms: attempt.duration.as_millis() as i64,
+            response_status: attempt.status,
+            response_headers: attempt.headers.clone(),
+            response_body: attempt.body.clone(),
+            error: attempt.error.clone(),
+        };
+        let result = match (&attempt.status, &attempt.error) {
+            (Some(s), _) if (200..300).contains(s) => "success",
+            (Some(_), _) => "http_error",
+            (None, Some(e)) if e.starts_with("timed out") => "timeout",
+            (None, Some(e)) if e.contains("refused before connecting") => "refused",
+            _ => "network_error",
+        };
+        metrics.attempts.get_or_create(&OutcomeLabels { outcome: result }).inc();
+        if attempt.succeeded() {
+            self.settle(job, Some(record), Settle::Succeeded);
+            return Some(CircuitEvent::Success);
+        }
+        let attempts_done = job.attempts + 1;
+        if attempt.status == Some(410) {
+            tracing::warn!(webhook_uuid = %job.webhook_uuid, delivery_uuid = %job.uuid,
+                "receiver answered 410 Gone: disabling the webhook");
+            self.settle(job, Some(record), Settle::Held);
+            let shared = self.shared.clone();
+            let webhook = job.webhook_uuid;
+            tokio::spawn(async move {
+                let reason = "the receiver answered 410 Gone".to_owned();
+                if let Err(e) = shared.store.disable_webhook(webhook, reason, shared.clock.now_ms()).await {
+                    tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
+                }
+                shared.targets.invalidate(webhook);
+            });
+            return None;
+        }
+        let retry_after = attempt
+            .retry_after
+            .filter(|_| matches!(attempt.status, Some(429 | 503)));
+        let gap = self
+            .shared
+            .schedule
+            .next_gap(job.uuid.as_bytes(), attempts_done, retry_after);
+        tracing::warn!(
+            webhook_uuid = %job.webhook_uuid,
+            delivery_uuid = %job.uuid,
+            attempt = attempts_done,
+            status = attempt.status,
+            error = attempt.error.as_deref().unwrap_or(""),
+            retry_in_ms = gap.map(|g| g.as_millis() as u64),
+            "delivery attempt failed"
+        );
+        let (settle, next_at) = match gap {
+            Some(gap) => {
+                let at = now + gap.as_millis() as i64;
+                (Settle::Retry { at }, at)
+            }
+            None => {
+                let last = self.shared.schedule.gaps.last().copied().unwrap_or(Duration::ZERO);
+                (Settle::Failed, now + last.as_millis() as i64)
+            }
+        };
+        self.settle(job, Some(record), settle);
+        Some(CircuitEvent::Failure { next_at })
+    }
+
+    /// Stops starting requests; queued deliveries go back to the store.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+        let now = self.now();
+        let lanes: Vec<Uuid> = self.lanes.keys().copied().collect();
+        for webhook in lanes {
+            let Some(lane) = self.lanes.get_mut(&webhook) else { continue };
+            let jobs: Vec<DeliveryJob> = lane.queue.drain(..).collect();
+            self.queued_total -= jobs.len();
+            for job in jobs {
+                self.settle(&job, None, Settle::Deferred { at: now });
+            }
+        }
+    }
+}
+
+enum CircuitEvent {
+    Success,
+    Failure { next_at: i64 },
+}

@@ -1,0 +1,259 @@
+//! The delivery engine (SPEC §5): sends every delivery, signed, at least
+//! once, retrying on its schedule, with a circuit per webhook.
+//!
+//! The hot path: the node that accepts an event leases the new deliveries in
+//! the same commit and hands them to [`Engine::submit`], which sends them
+//! at once, with no polling between the 202 and the first attempt. The
+//! database is the queue for everything else: the claimer picks up due
+//! retries and expired leases, the completer writes outcomes back in
+//! batches. No transaction is held across an HTTP request; a crash is
+//! recovered through leases.
+
+mod dispatch;
+pub mod resolver;
+pub mod sender;
+pub mod targets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orghooks_core::Clock;
+use orghooks_core::retry::Schedule;
+use orghooks_store::{DeliveryJob, Lease, Outcome, Store};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::DeliveryConfig;
+use crate::metrics::Metrics;
+use dispatch::{Dispatcher, Sent};
+use sender::Sender;
+use targets::Targets;
+
+/// Most outcomes written back in one commit.
+const COMPLETE_BATCH: usize = 1024;
+/// Most deliveries claimed at once.
+const CLAIM_BATCH: usize = 1024;
+
+pub(crate) enum Msg {
+    Jobs(Vec<DeliveryJob>),
+    Done {
+        job: DeliveryJob,
+        probe: bool,
+        sent: Sent,
+    },
+}
+
+/// What the engine's tasks share.
+pub(crate) struct Shared {
+    pub node_id: String,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub targets: Targets,
+    pub sender: Sender,
+    pub schedule: Schedule,
+    pub config: DeliveryConfig,
+    pub metrics: Metrics,
+    claim_wake: Notify,
+}
+
+impl Shared {
+    /// Loads the webhook and, if it is active, sends one attempt.
+    async fn attempt(&self, job: &DeliveryJob) -> Sent {
+        let target = match self.targets.get(job.webhook_uuid).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Sent::Cancelled,
+            Err(e) => return Sent::Unavailable(e.to_string()),
+        };
+        if !target.is_active {
+            return Sent::Held;
+        }
+        let attempt = self.sender.send(&target, job, self.clock.now_ms()).await;
+        Sent::Attempted {
+            attempt,
+            max_in_flight: target.max_in_flight,
+        }
+    }
+
+    fn wake_claimer(&self) {
+        self.claim_wake.notify_one();
+    }
+}
+
+/// The handle the API uses; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Msg>>>>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        targets: Targets,
+        sender: Sender,
+        config: DeliveryConfig,
+        metrics: Metrics,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let node_id = format!("node-{}", Uuid::new_v4().simple());
+        let shared = Arc::new(Shared {
+            node_id,
+            store,
+            clock,
+            targets,
+            sender,
+            schedule: config.schedule(),
+            config,
+            metrics,
+            claim_wake: Notify::new(),
+        });
+        Self {
+            shared,
+            tx,
+            rx: Arc::new(std::sync::Mutex::new(Some(rx))),
+        }
+    }
+
+    /// The lease for deliveries this node creates or claims now.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            owner: self.shared.node_id.clone(),
+            until: self.shared.clock.now_ms() + self.shared.config.lease_ms as i64,
+        }
+    }
+
+    /// Hands freshly accepted (and leased) deliveries to the dispatcher.
+    pub fn submit(&self, jobs: Vec<DeliveryJob>) {
+        if !jobs.is_empty() {
+            let _ = self.tx.send(Msg::Jobs(jobs));
+        }
+    }
+
+    /// A webhook changed through this node: forget its cached settings and
+    /// look for deliveries it released (re-activation).
+    pub fn webhook_changed(&self, webhook: Uuid) {
+        self.shared.targets.invalidate(webhook);
+        self.shared.wake_claimer();
+    }
+
+    /// Runs the dispatcher, the claimer and the completer until `shutdown`;
+    /// then lets requests in flight finish and writes their outcomes.
+    pub async fn run(self, shutdown: CancellationToken, recover_leases: bool) {
+        let Some(mut rx) = self.rx.lock().expect("engine lock").take() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        if recover_leases {
+            match shared.store.recover_leases(shared.clock.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "resuming deliveries left in flight by the last run"),
+                Err(e) => tracing::error!(error = %e, "cannot recover leases; they expire on their own"),
+            }
+        }
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(complete(shared.clone(), outcomes_rx));
+        let load = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let claimer = tokio::spawn(claim(shared.clone(), self.tx.clone(), load.clone(), shutdown.clone()));
+        let mut dispatcher = Dispatcher::new(shared.clone(), self.tx.clone(), outcomes_tx);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
+                    Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, sent),
+                    None => break,
+                },
+                _ = shutdown.cancelled() => break,
+            }
+            load.store(dispatcher.load(), std::sync::atomic::Ordering::Relaxed);
+        }
+        dispatcher.stop();
+        let _ = claimer.await;
+        // Requests in flight end within the timeout; wait for their outcomes.
+        while dispatcher.in_flight() > 0 {
+            match rx.recv().await {
+                Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, sent),
+                Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
+                None => break,
+            }
+        }
+        drop(dispatcher);
+        let _ = completer.await;
+    }
+}
+
+/// Writes outcomes back, as many per commit as have queued up.
+async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < COMPLETE_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match shared.store.complete(batch.clone(), shared.clock.now_ms()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    // Leases keep the deliveries safe meanwhile: worst case
+                    // they are sent again after the lease expires.
+                    tracing::error!(error = %e, outcomes = batch.len(), "cannot write delivery outcomes; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Claims due retries and expired leases, as much as memory allows.
+async fn claim(
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Msg>,
+    load: Arc<std::sync::atomic::AtomicUsize>,
+    shutdown: CancellationToken,
+) {
+    let interval = Duration::from_millis(shared.config.claim_interval_ms);
+    loop {
+        loop {
+            let used = load.load(std::sync::atomic::Ordering::Relaxed);
+            let room = shared.config.max_queued_total.saturating_sub(used).min(CLAIM_BATCH);
+            if room == 0 {
+                break;
+            }
+            let lease = Lease {
+                owner: shared.node_id.clone(),
+                until: shared.clock.now_ms() + shared.config.lease_ms as i64,
+            };
+            match shared.store.claim_due(shared.clock.now_ms(), lease, room as u32).await {
+                Ok(jobs) => {
+                    let full = jobs.len() == room;
+                    // Count them now; the dispatcher reports the exact load
+                    // once it has taken them.
+                    load.fetch_add(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    if !jobs.is_empty() && tx.send(Msg::Jobs(jobs)).is_err() {
+                        return;
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim due deliveries");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shared.claim_wake.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Where and how to send a webhook's deliveries: its URL, Basic auth and
+//! signing keys, decrypted once and cached for a short time. Changes made
+//! through this node invalidate the entry at once; changes made elsewhere
+//! (another node, the CLI) are seen within the cache lifetime.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hyper::Uri;
+use hyper::http::HeaderValue;
+use orghooks_core::Clock;
+use orghooks_core::sealing::{Keyring, SecretString};
+use orghooks_core::webhook::SignatureScheme;
+use orghooks_store::{Store, StoreError, Webhook};
+use uuid::Uuid;
+
+/// A webhook as the sender needs it.
+pub struct Target {
+    pub uuid: Uuid,
+    pub uri: Uri,
+    /// The URL with its password masked, for logs.
+    pub shown_url: String,
+    pub basic_auth: Option<HeaderValue>,
+    pub scheme: SignatureScheme,
+    /// Signing keys, newest first (two during a standard-webhooks overlap).
+    pub secrets: Vec<SecretString>,
+    pub is_active: bool,
+    pub max_in_flight: u32,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("uuid", &self.uuid)
+            .field("url", &self.shown_url)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Targets {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    cache: Mutex<HashMap<Uuid, (Instant, Option<Arc<Target>>)>>,
+}
+
+impl Targets {
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+        Self {
+            store,
+            keyring,
+            clock,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The webhook's target, or `None` when it was deleted.
+    pub async fn get(&self, webhook: Uuid) -> Result<Option<Arc<Target>>, StoreError> {
+        if let Some((at, target)) = self.cache.lock().expect("targets lock").get(&webhook)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(target.clone());
+        }
+        let target = match self.store.webhook_by_uuid(webhook).await? {
+            Some(w) => Some(Arc::new(self.build(&w)?)),
+            None => None,
+        };
+        self.cache
+            .lock()
+            .expect("targets lock")
+            .insert(webhook, (Instant::now(), target.clone()));
+        Ok(target)
+    }
+
+    /// Forgets a webhook's entry after a change made through this node.
+    pub fn invalidate(&self, webhook: Uuid) {
+        self.cache.lock().expect("targets lock").remove(&webhook);
+    }
+
+    fn build(&self, w: &Webhook) -> Result<Target, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("webhook {}: {what}", w.uuid));
+        let open = |sealed: &str| {
+            self.keyring
+                .open(sealed)
+                .map_err(|e| corrupt(&format!("cannot open a sealed secret: {e}")))
+        };
+        let url = url::Url::parse(&w.url).map_err(|_| corrupt("stored URL does not parse"))?;
+        let password = w.url_password_sealed.as_deref().map(open).transpose()?;
+        let basic_auth = match &password {
+            Some(p) => {
+                let user = percent_decode(url.username());
+                let token = B64.encode(format!("{user}:{}", p.expose()));
+                Some(
+                    HeaderValue::from_str(&format!("Basic {token}"))
+                        .map_err(|_| corrupt("Basic auth header"))?,
+                )
+            }
+            None => None,
+        };
+        let mut bare = url.clone();
+        let _ = bare.set_username("");
+        let uri: Uri = bare
+            .as_str()
+            .parse()
+            .map_err(|_| corrupt("stored URL is not a valid URI"))?;
+        let mut secrets = Vec::new();
+        if let Some(s) = &w.secret_sealed {
+            secrets.push(open(s)?);
+        }
+        if let (Some(s), Some(until)) = (&w.previous_secret_sealed, w.previous_secret_until)
+            && until > self.clock.now_ms()
+            && w.signature_scheme == SignatureScheme::StandardWebhooks
+        {
+            secrets.push(open(s)?);
+        }
+        let shown_url = crate::http::views::masked_url(w);
+        Ok(Target {
+            uuid: w.uuid,
+            uri,
+            shown_url,
+            basic_auth,
+            scheme: w.signature_scheme,
+            secrets,
+            is_active: w.is_active,
+            max_in_flight: w.max_in_flight,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}

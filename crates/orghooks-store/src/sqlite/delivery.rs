@@ -1,0 +1,325 @@
+//! Events and deliveries on SQLite: append with fan-out, claim, complete,
+//! and the bookkeeping around held and cancelled deliveries. Each function
+//! runs inside a writer job (one savepoint of a group commit).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use super::{backend, uuid_col};
+use crate::StoreError;
+use crate::model::*;
+
+/// Appends one event with its fan-out; `Ok(Err(..))` is a per-event refusal.
+pub(super) fn append_event(
+    conn: &Connection,
+    event: &NewEvent,
+    now: i64,
+    lease: &Lease,
+) -> Result<Result<Appended, AppendError>, StoreError> {
+    let org: Option<String> = conn
+        .prepare_cached("SELECT org_uuid FROM accounts WHERE uuid = ?1")
+        .and_then(|mut s| s.query_row([event.account_uuid.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    let Some(org) = org else {
+        return Ok(Err(AppendError::UnknownAccount));
+    };
+    let earlier: Option<(Vec<u8>, u32)> = conn
+        .prepare_cached("SELECT payload_hash, delivery_count FROM events WHERE org_uuid = ?1 AND uuid = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![org, event.uuid.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(backend)?;
+    if let Some((hash, count)) = earlier {
+        if hash != event.payload_hash {
+            return Ok(Err(AppendError::PayloadMismatch));
+        }
+        return Ok(Ok(Appended {
+            event_uuid: event.uuid,
+            delivery_count: count,
+            deliveries: Vec::new(),
+            replayed: true,
+        }));
+    }
+    let targets = subscribed_webhooks(conn, &org, &event.event_name)?;
+    let event_id = insert_event(conn, event, &org, now, targets.len() as u32, false)?;
+    let deliveries = targets
+        .into_iter()
+        .map(|webhook| insert_delivery(conn, event, event_id, webhook, now, lease, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Ok(Appended {
+        event_uuid: event.uuid,
+        delivery_count: deliveries.len() as u32,
+        deliveries,
+        replayed: false,
+    }))
+}
+
+/// The org's active webhooks subscribed to `event_name`, oldest first.
+fn subscribed_webhooks(conn: &Connection, org: &str, event_name: &str) -> Result<Vec<Uuid>, StoreError> {
+    let mut s = conn
+        .prepare_cached(
+            "SELECT uuid, event_names FROM webhooks \
+             WHERE org_uuid = ?1 AND deleted_at IS NULL AND is_active = 1 ORDER BY created_at, uuid",
+        )
+        .map_err(backend)?;
+    let rows = s
+        .query_map([org], |r| Ok((uuid_col(r, 0)?, r.get::<_, String>(1)?)))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (uuid, names) = row.map_err(backend)?;
+        let names: Vec<String> =
+            serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if names.iter().any(|n| n == event_name) {
+            out.push(uuid);
+        }
+    }
+    Ok(out)
+}
+
+fn insert_event(
+    conn: &Connection,
+    event: &NewEvent,
+    org: &str,
+    now: i64,
+    delivery_count: u32,
+    is_test: bool,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO events (uuid, org_uuid, account_uuid, event_name, book_uuid, occurred_at, \
+         accepted_at, payload, payload_hash, delivery_count, is_test) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                event.uuid.to_string(),
+                org,
+                event.account_uuid.to_string(),
+                event.event_name,
+                event.book_uuid,
+                event.occurred_at,
+                now,
+                &*event.payload,
+                event.payload_hash,
+                delivery_count,
+                is_test
+            ],
+            |r| r.get(0),
+        )
+    })
+    .map_err(backend)
+}
+
+fn insert_delivery(
+    conn: &Connection,
+    event: &NewEvent,
+    event_id: i64,
+    webhook: Uuid,
+    now: i64,
+    lease: &Lease,
+    is_test: bool,
+) -> Result<DeliveryJob, StoreError> {
+    let uuid = Uuid::new_v4();
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (uuid, event_id, webhook_uuid, status, is_test, attempts, \
+             next_attempt_at, lease_owner, lease_until, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, 'delivering', ?4, 0, ?5, ?6, ?7, ?5, ?5) RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    uuid.to_string(),
+                    event_id,
+                    webhook.to_string(),
+                    is_test,
+                    now,
+                    lease.owner,
+                    lease.until
+                ],
+                |r| r.get(0),
+            )
+        })
+        .map_err(backend)?;
+    Ok(DeliveryJob {
+        id,
+        uuid,
+        webhook_uuid: webhook,
+        event_uuid: event.uuid,
+        payload: event.payload.clone(),
+        attempts: 0,
+        is_test,
+    })
+}
+
+pub(super) fn append_test(
+    conn: &Connection,
+    webhook: Uuid,
+    event: &NewEvent,
+    now: i64,
+    lease: &Lease,
+) -> Result<DeliveryJob, StoreError> {
+    let org: String = conn
+        .prepare_cached("SELECT org_uuid FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL")
+        .and_then(|mut s| s.query_row([webhook.to_string()], |r| r.get(0)).optional())
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    let event_id = insert_event(conn, event, &org, now, 1, true)?;
+    insert_delivery(conn, event, event_id, webhook, now, lease, true)
+}
+
+pub(super) fn claim(
+    conn: &Connection,
+    now: i64,
+    lease: &Lease,
+    limit: u32,
+) -> Result<Vec<DeliveryJob>, StoreError> {
+    let mut s = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
+             WHERE id IN ( \
+               SELECT id FROM (SELECT id, next_attempt_at AS due FROM deliveries \
+                                WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                               UNION ALL \
+                               SELECT id, lease_until AS due FROM deliveries \
+                                WHERE status = 'delivering' AND lease_until <= ?3) \
+               ORDER BY due LIMIT ?4) \
+             RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test",
+        )
+        .map_err(backend)?;
+    let rows = s
+        .query_map(params![lease.owner, lease.until, now, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                uuid_col(r, 1)?,
+                uuid_col(r, 2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let mut events: HashMap<i64, (Uuid, Arc<str>)> = HashMap::new();
+    let mut jobs = Vec::with_capacity(rows.len());
+    for (id, uuid, webhook_uuid, event_id, attempts, is_test) in rows {
+        if !events.contains_key(&event_id) {
+            let (event_uuid, payload): (Uuid, String) = conn
+                .prepare_cached("SELECT uuid, payload FROM events WHERE id = ?1")
+                .and_then(|mut s| s.query_row([event_id], |r| Ok((uuid_col(r, 0)?, r.get(1)?))))
+                .map_err(backend)?;
+            events.insert(event_id, (event_uuid, payload.into()));
+        }
+        let (event_uuid, payload) = &events[&event_id];
+        jobs.push(DeliveryJob {
+            id,
+            uuid,
+            webhook_uuid,
+            event_uuid: *event_uuid,
+            payload: payload.clone(),
+            attempts,
+            is_test,
+        });
+    }
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
+pub(super) fn complete(conn: &Connection, outcomes: &[Outcome], now: i64) -> Result<(), StoreError> {
+    for outcome in outcomes {
+        if let Some(a) = &outcome.attempt {
+            conn.prepare_cached(
+                "INSERT INTO attempts (uuid, delivery_id, started_at, duration_ms, response_status, \
+                 response_headers, response_body, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.uuid.to_string(),
+                    outcome.delivery_id,
+                    a.started_at,
+                    a.duration_ms,
+                    a.response_status,
+                    a.response_headers,
+                    a.response_body,
+                    a.error
+                ])
+            })
+            .map_err(backend)?;
+        }
+        let attempted = i64::from(outcome.attempt.is_some());
+        let (status, due) = match outcome.settle {
+            Settle::Succeeded => (DeliveryStatus::Succeeded, now),
+            Settle::Retry { at } => (DeliveryStatus::Pending, at),
+            Settle::Failed => (DeliveryStatus::Failed, now),
+            Settle::Held => (DeliveryStatus::Held, now),
+            Settle::Cancelled => (DeliveryStatus::Cancelled, now),
+            Settle::Deferred { at } => (DeliveryStatus::Pending, at),
+        };
+        // A delivery cancelled while in flight stays cancelled.
+        conn.prepare_cached(
+            "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, attempts = attempts + ?4, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?5 \
+             WHERE id = ?1 AND status = 'delivering'",
+        )
+        .and_then(|mut s| s.execute(params![outcome.delivery_id, status.as_str(), due, attempted, now]))
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Pending deliveries of a webhook become held (it was turned off) or held
+/// ones pending again, due now (it was turned back on).
+pub(super) fn hold_or_release(
+    conn: &Connection,
+    webhook: &str,
+    active: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = if active {
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, updated_at = ?2 \
+         WHERE webhook_uuid = ?1 AND status = 'held'"
+    } else {
+        "UPDATE deliveries SET status = 'held', updated_at = ?2 \
+         WHERE webhook_uuid = ?1 AND status = 'pending'"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params![webhook, now]))
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) fn cancel_open(conn: &Connection, webhook: &str, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
+         WHERE webhook_uuid = ?1 AND status IN ('pending', 'held')",
+    )
+    .and_then(|mut s| s.execute(params![webhook, now]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) fn release_deferred(conn: &Connection, webhook: &str, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?2, updated_at = ?2 \
+         WHERE webhook_uuid = ?1 AND status = 'pending' AND next_attempt_at > ?2",
+    )
+    .and_then(|mut s| s.execute(params![webhook, now]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) fn recover_leases(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_owner = NULL, \
+         lease_until = NULL, updated_at = ?1 WHERE status = 'delivering'",
+    )
+    .and_then(|mut s| s.execute([now]))
+    .map(|n| n as u64)
+    .map_err(backend)
+}
