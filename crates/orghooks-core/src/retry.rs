@@ -70,7 +70,10 @@ mod tests {
         for id in 0u32..200 {
             let id = id.to_be_bytes();
             let g1 = s.next_gap(&id, 1, None).unwrap();
-            assert!(g1 >= Duration::from_secs(4) && g1 <= Duration::from_secs(6), "{g1:?}");
+            assert!(
+                g1 >= Duration::from_secs(4) && g1 <= Duration::from_secs(6),
+                "{g1:?}"
+            );
             let g2 = s.next_gap(&id, 2, None).unwrap();
             assert!(g2 >= Duration::from_secs(144) && g2 <= Duration::from_secs(216));
             assert_eq!(s.next_gap(&id, 3, None), None);
@@ -85,7 +88,10 @@ mod tests {
             gaps: vec![Duration::from_secs(10)],
             jitter: 0.0,
         };
-        let at = |secs| s.next_gap(b"d", 1, Some(Duration::from_secs(secs))).unwrap();
+        let at = |secs| {
+            s.next_gap(b"d", 1, Some(Duration::from_secs(secs)))
+                .unwrap()
+        };
         assert_eq!(at(1), Duration::from_secs(10));
         assert_eq!(at(15), Duration::from_secs(15));
         assert_eq!(at(3600), Duration::from_secs(20));

@@ -39,7 +39,10 @@ pub fn standard(keys: &[&SecretString], webhook_id: &str, timestamp: i64, body: 
     keys.iter()
         .filter_map(|k| {
             let key = B64.decode(k.expose().strip_prefix("whsec_")?).ok()?;
-            let mac = hmac(&key, &[webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+            let mac = hmac(
+                &key,
+                &[webhook_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+            );
             Some(format!("v1,{}", B64.encode(mac)))
         })
         .collect::<Vec<_>>()
@@ -54,7 +57,12 @@ mod tests {
     fn ocrolus_signature_is_hex_hmac_of_timestamp_request_id_body() {
         // Reference value computed independently:
         // printf '1700000000.req-1.{"a":1}' | openssl dgst -sha256 -hmac 0123456789abcdef
-        let sig = ocrolus(&SecretString::new("0123456789abcdef"), 1_700_000_000, "req-1", br#"{"a":1}"#);
+        let sig = ocrolus(
+            &SecretString::new("0123456789abcdef"),
+            1_700_000_000,
+            "req-1",
+            br#"{"a":1}"#,
+        );
         assert_eq!(sig.len(), 64);
         assert_eq!(
             sig,
@@ -69,7 +77,12 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = standard(&[&key], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        let two = standard(&[&key, &key], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let two = standard(
+            &[&key, &key],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+        );
         assert_eq!(two, format!("{sig} {sig}"));
     }
 }

@@ -104,7 +104,12 @@ impl WebhookUrl {
             None => return Err(FieldError::UrlHost),
         }
         let username = url.username().to_owned();
-        let password = url.password().map(str::to_owned);
+        // The URL keeps userinfo percent-encoded; the secret is the decoded text.
+        let password = url.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
         if username.is_empty() != password.is_none() {
             return Err(FieldError::UrlUserinfo);
         }
@@ -359,6 +364,8 @@ mod tests {
         assert_eq!(u.without_password(), "https://bob@example.com/hook");
         assert_eq!(u.masked(), "https://bob:****@example.com/hook");
         assert_eq!(u.password().unwrap().expose(), "s3cret");
+        let encoded = parse("https://bob:p%40ss@example.com/").unwrap();
+        assert_eq!(encoded.password().unwrap().expose(), "p@ss");
         assert!(!format!("{u} {u:?}").contains("s3cret"));
     }
 

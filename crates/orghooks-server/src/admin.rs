@@ -99,7 +99,10 @@ impl Admin {
 
 impl Admin {
     /// Creates a publisher token; the token is returned this once.
-    pub async fn create_publisher_token(&self, name: &str) -> anyhow::Result<(PublisherToken, String)> {
+    pub async fn create_publisher_token(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(PublisherToken, String)> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 255 {
             bail!("--name: must be 1 to 255 characters");
@@ -123,7 +126,11 @@ impl Admin {
 
     /// Revokes a publisher token: it stops working at once.
     pub async fn revoke_publisher_token(&self, token: Uuid) -> anyhow::Result<PublisherToken> {
-        match self.store.revoke_publisher_token(token, self.clock.now_ms()).await {
+        match self
+            .store
+            .revoke_publisher_token(token, self.clock.now_ms())
+            .await
+        {
             Err(StoreError::NotFound) => bail!("no publisher token {token}"),
             other => Ok(other?),
         }

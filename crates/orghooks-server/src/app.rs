@@ -77,14 +77,19 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
         let keyring = Arc::new(keyring);
         let metrics = Metrics::new();
-        let policy = orghooks_core::url_policy::AddressPolicy::new(config.security.allow_cidrs.clone());
+        let policy =
+            orghooks_core::url_policy::AddressPolicy::new(config.security.allow_cidrs.clone());
         let d = &config.delivery;
         let resolver = PolicyResolver::new(
             deps.resolver,
             policy.clone(),
             Duration::from_millis(d.resolver_timeout_ms),
         );
-        let sender = Sender::new(resolver.clone(), policy, Duration::from_millis(d.timeout_ms));
+        let sender = Sender::new(
+            resolver.clone(),
+            policy,
+            Duration::from_millis(d.timeout_ms),
+        );
         let targets = Targets::new(
             store.clone(),
             keyring.clone(),

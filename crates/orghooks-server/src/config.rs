@@ -202,7 +202,9 @@ impl Config {
         }
         let d = &self.delivery;
         if d.timeout_ms == 0 || d.claim_interval_ms == 0 || d.resolver_timeout_ms == 0 {
-            return invalid("delivery: timeout_ms, claim_interval_ms and resolver_timeout_ms must be at least 1");
+            return invalid(
+                "delivery: timeout_ms, claim_interval_ms and resolver_timeout_ms must be at least 1",
+            );
         }
         if d.lease_ms <= d.timeout_ms {
             return invalid("delivery.lease_ms must be longer than delivery.timeout_ms");

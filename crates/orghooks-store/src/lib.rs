@@ -63,15 +63,20 @@ pub trait Store: Send + Sync + 'static {
         patch: WebhookPatch,
     ) -> Result<Webhook, StoreError>;
     /// Soft-deletes: the webhook no longer counts for the limit or URL
-    /// rule, and its pending and held deliveries are cancelled.
-    async fn delete_webhook(&self, org: Uuid, webhook: Uuid, now: i64) -> Result<(), StoreError>;
+    /// rule, and its pending and held deliveries are cancelled (answers
+    /// how many).
+    async fn delete_webhook(&self, org: Uuid, webhook: Uuid, now: i64) -> Result<u64, StoreError>;
     /// A live webhook by uuid, whatever its org (for the delivery engine).
     async fn webhook_by_uuid(&self, webhook: Uuid) -> Result<Option<Webhook>, StoreError>;
     /// Turns a webhook off on the receiver's word (410 Gone, a circuit open
     /// too long): `is_active = false` with the reason; its pending
     /// deliveries are held.
-    async fn disable_webhook(&self, webhook: Uuid, reason: String, at: i64)
-    -> Result<(), StoreError>;
+    async fn disable_webhook(
+        &self,
+        webhook: Uuid,
+        reason: String,
+        at: i64,
+    ) -> Result<(), StoreError>;
 
     async fn create_publisher_token(
         &self,

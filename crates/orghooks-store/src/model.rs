@@ -247,6 +247,8 @@ pub struct DeliveryJob {
     pub id: i64,
     pub uuid: Uuid,
     pub webhook_uuid: Uuid,
+    /// The webhook's concurrency cap per node, as it was when this was read.
+    pub max_in_flight: u32,
     pub event_uuid: Uuid,
     pub payload: Arc<str>,
     /// Attempts already made.
@@ -273,7 +275,9 @@ pub struct AttemptRecord {
 pub enum Settle {
     Succeeded,
     /// Try again at this time.
-    Retry { at: i64 },
+    Retry {
+        at: i64,
+    },
     /// The retry budget is spent.
     Failed,
     /// The webhook is inactive: wait for re-activation.
@@ -281,7 +285,9 @@ pub enum Settle {
     /// The webhook is gone.
     Cancelled,
     /// Not attempted (the circuit is open): wait without spending budget.
-    Deferred { at: i64 },
+    Deferred {
+        at: i64,
+    },
 }
 
 /// The result of handling one delivery, written back in batches.

@@ -224,7 +224,11 @@ async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> any
                 let text = tokens
                     .iter()
                     .map(|t| {
-                        let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                        let state = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
                         format!("{}  {}  {}", t.uuid, state, t.name)
                     })
                     .collect::<Vec<_>>()
@@ -235,7 +239,11 @@ async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> any
             PublisherTokenCommand::Revoke { token } => {
                 let t = admin.revoke_publisher_token(token).await?;
                 let text = format!("revoked publisher token {}", t.uuid);
-                print(json_mode, json!({"publisher_token": admin::publisher_token_json(&t)}), text)
+                print(
+                    json_mode,
+                    json!({"publisher_token": admin::publisher_token_json(&t)}),
+                    text,
+                )
             }
         },
         AdminCommand::Account { command } => match command {

@@ -22,7 +22,10 @@ use crate::metrics::{OutcomeLabels, WebhookLabels};
 /// What the request task found.
 #[derive(Debug)]
 pub enum Sent {
-    Attempted { attempt: Attempt, max_in_flight: u32 },
+    Attempted {
+        attempt: Attempt,
+        max_in_flight: u32,
+    },
     /// The webhook is inactive: hold the delivery.
     Held,
     /// The webhook is gone: cancel the delivery.
@@ -138,6 +141,7 @@ impl Dispatcher {
                 self.settle(&job, None, Settle::Deferred { at });
                 continue;
             }
+            lane.max_in_flight = job.max_in_flight.max(1);
             if lane.queue.is_empty() {
                 touched.push(job.webhook_uuid);
             }
@@ -154,7 +158,9 @@ impl Dispatcher {
         let now = self.now();
         let total_cap = self.shared.config.max_in_flight_total;
         let claim_gap = self.shared.config.claim_interval_ms as i64;
-        let Some(lane) = self.lanes.get_mut(&webhook) else { return };
+        let Some(lane) = self.lanes.get_mut(&webhook) else {
+            return;
+        };
         let mut deferred = Vec::new();
         let mut start = Vec::new();
         while lane.in_flight < lane.max_in_flight && !self.stopping {
@@ -209,7 +215,11 @@ impl Dispatcher {
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let sent = shared.attempt(&job).await;
-                let _ = tx.send(Msg::Done { job, probe, sent });
+                let _ = tx.send(Msg::Done {
+                    job,
+                    probe,
+                    sent: Box::new(sent),
+                });
             });
         }
     }
@@ -274,7 +284,8 @@ impl Dispatcher {
                     c.consecutive_failures += 1;
                     if c.open {
                         c.next_probe_at = next_at;
-                    } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold {
+                    } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold
+                    {
                         c.open = true;
                         c.next_probe_at = next_at;
                         self.shared.metrics.circuits_open.inc();
@@ -287,7 +298,9 @@ impl Dispatcher {
         }
         self.pump(webhook);
         while self.in_flight_total < self.shared.config.max_in_flight_total {
-            let Some(next) = self.starved.pop_front() else { break };
+            let Some(next) = self.starved.pop_front() else {
+                break;
+            };
             if let Some(lane) = self.lanes.get_mut(&next) {
                 lane.starved = false;
             }
@@ -298,7 +311,9 @@ impl Dispatcher {
     fn attempted(&mut self, job: &DeliveryJob, attempt: Attempt, now: i64) -> Option<CircuitEvent> {
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
-        metrics.attempt_duration.observe(attempt.duration.as_secs_f64());
+        metrics
+            .attempt_duration
+            .observe(attempt.duration.as_secs_f64());
         let record = AttemptRecord {
             uuid: attempt.request_id,
             started_at: attempt.started_at_ms,
@@ -315,7 +330,10 @@ impl Dispatcher {
             (None, Some(e)) if e.contains("refused before connecting") => "refused",
             _ => "network_error",
         };
-        metrics.attempts.get_or_create(&OutcomeLabels { outcome: result }).inc();
+        metrics
+            .attempts
+            .get_or_create(&OutcomeLabels { outcome: result })
+            .inc();
         if attempt.succeeded() {
             self.settle(job, Some(record), Settle::Succeeded);
             return Some(CircuitEvent::Success);
@@ -329,7 +347,11 @@ impl Dispatcher {
             let webhook = job.webhook_uuid;
             tokio::spawn(async move {
                 let reason = "the receiver answered 410 Gone".to_owned();
-                if let Err(e) = shared.store.disable_webhook(webhook, reason, shared.clock.now_ms()).await {
+                if let Err(e) = shared
+                    .store
+                    .disable_webhook(webhook, reason, shared.clock.now_ms())
+                    .await
+                {
                     tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
                 }
                 shared.targets.invalidate(webhook);
@@ -358,7 +380,13 @@ impl Dispatcher {
                 (Settle::Retry { at }, at)
             }
             None => {
-                let last = self.shared.schedule.gaps.last().copied().unwrap_or(Duration::ZERO);
+                let last = self
+                    .shared
+                    .schedule
+                    .gaps
+                    .last()
+                    .copied()
+                    .unwrap_or(Duration::ZERO);
                 (Settle::Failed, now + last.as_millis() as i64)
             }
         };
@@ -372,7 +400,9 @@ impl Dispatcher {
         let now = self.now();
         let lanes: Vec<Uuid> = self.lanes.keys().copied().collect();
         for webhook in lanes {
-            let Some(lane) = self.lanes.get_mut(&webhook) else { continue };
+            let Some(lane) = self.lanes.get_mut(&webhook) else {
+                continue;
+            };
             let jobs: Vec<DeliveryJob> = lane.queue.drain(..).collect();
             self.queued_total -= jobs.len();
             for job in jobs {

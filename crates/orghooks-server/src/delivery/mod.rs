@@ -40,7 +40,7 @@ pub(crate) enum Msg {
     Done {
         job: DeliveryJob,
         probe: bool,
-        sent: Sent,
+        sent: Box<Sent>,
     },
 }
 
@@ -149,20 +149,30 @@ impl Engine {
         if recover_leases {
             match shared.store.recover_leases(shared.clock.now_ms()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "resuming deliveries left in flight by the last run"),
-                Err(e) => tracing::error!(error = %e, "cannot recover leases; they expire on their own"),
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "resuming deliveries left in flight by the last run"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot recover leases; they expire on their own")
+                }
             }
         }
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(complete(shared.clone(), outcomes_rx));
         let load = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let claimer = tokio::spawn(claim(shared.clone(), self.tx.clone(), load.clone(), shutdown.clone()));
+        let claimer = tokio::spawn(claim(
+            shared.clone(),
+            self.tx.clone(),
+            load.clone(),
+            shutdown.clone(),
+        ));
         let mut dispatcher = Dispatcher::new(shared.clone(), self.tx.clone(), outcomes_tx);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
-                    Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, sent),
+                    Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, *sent),
                     None => break,
                 },
                 _ = shutdown.cancelled() => break,
@@ -174,7 +184,7 @@ impl Engine {
         // Requests in flight end within the timeout; wait for their outcomes.
         while dispatcher.in_flight() > 0 {
             match rx.recv().await {
-                Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, sent),
+                Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, *sent),
                 Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
                 None => break,
             }
@@ -197,7 +207,11 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
         }
         let mut backoff = Duration::from_millis(50);
         loop {
-            match shared.store.complete(batch.clone(), shared.clock.now_ms()).await {
+            match shared
+                .store
+                .complete(batch.clone(), shared.clock.now_ms())
+                .await
+            {
                 Ok(()) => break,
                 Err(e) => {
                     // Leases keep the deliveries safe meanwhile: worst case
@@ -223,7 +237,11 @@ async fn claim(
     loop {
         loop {
             let used = load.load(std::sync::atomic::Ordering::Relaxed);
-            let room = shared.config.max_queued_total.saturating_sub(used).min(CLAIM_BATCH);
+            let room = shared
+                .config
+                .max_queued_total
+                .saturating_sub(used)
+                .min(CLAIM_BATCH);
             if room == 0 {
                 break;
             }
@@ -231,7 +249,11 @@ async fn claim(
                 owner: shared.node_id.clone(),
                 until: shared.clock.now_ms() + shared.config.lease_ms as i64,
             };
-            match shared.store.claim_due(shared.clock.now_ms(), lease, room as u32).await {
+            match shared
+                .store
+                .claim_due(shared.clock.now_ms(), lease, room as u32)
+                .await
+            {
                 Ok(jobs) => {
                     let full = jobs.len() == room;
                     // Count them now; the dispatcher reports the exact load

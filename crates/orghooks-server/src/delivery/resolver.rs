@@ -80,7 +80,10 @@ impl PolicyResolver {
             .map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("resolving {host} took longer than {} ms", self.timeout.as_millis()),
+                    format!(
+                        "resolving {host} took longer than {} ms",
+                        self.timeout.as_millis()
+                    ),
                 )
             })??;
         let mut blocked = None;
@@ -109,7 +112,9 @@ impl PolicyResolver {
 pub fn blocked_error(host: &str, ip: IpAddr, range: BlockedRange) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
-        format!("refused before connecting: {host} resolves to {ip}, a {range} address that is not allow-listed"),
+        format!(
+            "refused before connecting: {host} resolves to {ip}, a {range} address that is not allow-listed"
+        ),
     )
 }
 

@@ -88,9 +88,7 @@ impl Sender {
         let result = match self.request(target, job, request_id, now_ms) {
             Ok(req) => tokio::time::timeout(self.timeout, self.exchange(req))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(format!("timed out after {}", human(self.timeout)))
-                }),
+                .unwrap_or_else(|_| Err(format!("timed out after {}", human(self.timeout)))),
             Err(e) => Err(e),
         };
         let duration = started.elapsed();
@@ -166,11 +164,16 @@ impl Sender {
             };
             req = req.header(name, signature);
         }
-        req.body(Full::new(body)).map_err(|e| format!("cannot build the request: {e}"))
+        req.body(Full::new(body))
+            .map_err(|e| format!("cannot build the request: {e}"))
     }
 
     async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
-        let response = self.client.request(req).await.map_err(|e| error_chain(&e))?;
+        let response = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| error_chain(&e))?;
         let status = response.status().as_u16();
         let success = (200..300).contains(&status);
         let retry_after = response
@@ -178,13 +181,19 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(parse_retry_after);
         let headers = headers_json(response.headers());
-        let limit = if success { MAX_DRAINED_BODY } else { MAX_KEPT_BODY };
+        let limit = if success {
+            MAX_DRAINED_BODY
+        } else {
+            MAX_KEPT_BODY
+        };
         let collected = Limited::new(response.into_body(), limit).collect().await;
         let body = match (success, collected) {
             (true, _) => None,
             (false, Ok(c)) => Some(String::from_utf8_lossy(&c.to_bytes()).into_owned()),
             // Larger than we keep: say so rather than keep a truncated guess.
-            (false, Err(_)) => Some(format!("(response body larger than {MAX_KEPT_BODY} bytes, not kept)")),
+            (false, Err(_)) => Some(format!(
+                "(response body larger than {MAX_KEPT_BODY} bytes, not kept)"
+            )),
         };
         Ok(Answer {
             status,
@@ -204,13 +213,23 @@ struct Answer {
 
 /// `Retry-After` in seconds (the HTTP-date form is not honoured).
 fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
-    v.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    v.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 fn headers_json(headers: &hyper::HeaderMap) -> String {
     let map: serde_json::Map<String, serde_json::Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into(),
+            )
+        })
         .collect();
     serde_json::Value::Object(map).to_string()
 }
@@ -229,7 +248,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn human(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())

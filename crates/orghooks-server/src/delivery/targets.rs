@@ -41,16 +41,24 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// When an entry was loaded, and the webhook (`None`: deleted).
+type Entry = (Instant, Option<Arc<Target>>);
+
 pub struct Targets {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    cache: Mutex<HashMap<Uuid, (Instant, Option<Arc<Target>>)>>,
+    cache: Mutex<HashMap<Uuid, Entry>>,
 }
 
 impl Targets {
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+    ) -> Self {
         Self {
             store,
             keyring,

@@ -254,16 +254,22 @@ impl ErrorCode {
                 "signature_scheme: the webhook's current secret does not fit the new scheme"
             }
             Self::WebhookInactive => "webhook_uuid: the webhook is not active",
-            Self::EventNotSubscribed => "event_uuid: the webhook does not subscribe to this event type",
+            Self::EventNotSubscribed => {
+                "event_uuid: the webhook does not subscribe to this event type"
+            }
             Self::EventTypeUnknown => "event_uuid: no event type with this uuid",
             Self::BatchTooLarge => "events: more events than publish.max_batch_events",
             Self::TwinsDiffer => "payload: two backward-compatible twin fields differ",
             Self::InactiveEventName => "payload.event_name: the event type is not active",
             Self::UnknownEventName => "payload.event_name: no such event type",
-            Self::PayloadInvalid => "payload: fails the event type's JSON Schema (the field is named)",
+            Self::PayloadInvalid => {
+                "payload: fails the event type's JSON Schema (the field is named)"
+            }
             Self::EventConflict => "event_uuid: already published with a different payload",
             Self::UnknownAccount => "account_uuid: no such API account",
-            Self::WrongTokenKind => "the token is of the other kind: account tokens manage, publisher tokens publish",
+            Self::WrongTokenKind => {
+                "the token is of the other kind: account tokens manage, publisher tokens publish"
+            }
         }
     }
 }

@@ -95,7 +95,10 @@ fn prepare(state: &AppState, object: Map<String, Value>) -> Result<NewEvent, Api
         uuid: body.event_uuid.unwrap_or_else(Uuid::new_v4),
         account_uuid: body.account_uuid,
         event_name: event_type.name.clone(),
-        book_uuid: payload.get("book_uuid").and_then(Value::as_str).map(str::to_owned),
+        book_uuid: payload
+            .get("book_uuid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         occurred_at,
         payload_hash: Sha256::digest(text.as_bytes()).to_vec(),
         payload: text.into(),
@@ -205,13 +208,19 @@ pub async fn publish_batch(
 ) -> Result<axum::Json<Envelope<BatchResults>>, ApiError> {
     check_fields(&body, "", &["events"], &[])?;
     let Some(Value::Array(items)) = body.remove("events") else {
-        return Err(ApiError::new(ErrorCode::InvalidField, "events: is required and must be an array"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "events: is required and must be an array",
+        ));
     };
     let max = state.config().publish.max_batch_events;
     if items.len() > max {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
-            format!("events: at most {max} events per batch, got {}", items.len()),
+            format!(
+                "events: at most {max} events per batch, got {}",
+                items.len()
+            ),
         ));
     }
     let prepared: Vec<Result<NewEvent, ApiError>> = items
@@ -225,7 +234,11 @@ pub async fn publish_batch(
             )),
         })
         .collect();
-    let valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok()).cloned().collect();
+    let valid: Vec<NewEvent> = prepared
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .cloned()
+        .collect();
     let mut appended = if valid.is_empty() {
         Vec::new()
     } else {

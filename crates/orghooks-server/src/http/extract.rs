@@ -166,10 +166,17 @@ pub struct Caller(pub Account);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         if token.starts_with(credentials::PUBLISHER_TOKEN_PREFIX)
-            && state.store().publisher_token(credentials::hash(token)).await?.is_some()
+            && state
+                .store()
+                .publisher_token(credentials::hash(token))
+                .await?
+                .is_some()
         {
             return Err(ApiError::new(
                 ErrorCode::WrongTokenKind,
@@ -205,12 +212,17 @@ pub struct Publisher(pub PublisherToken);
 impl FromRequestParts<AppState> for Publisher {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let hash = credentials::hash(token);
         match state.store().publisher_token(hash.clone()).await? {
             Some(t) if t.revoked_at.is_none() => Ok(Self(t)),
-            Some(_) => Err(unauthorized("Authorization: this publisher token was revoked")),
+            Some(_) => Err(unauthorized(
+                "Authorization: this publisher token was revoked",
+            )),
             None if state.store().token_grant(hash).await?.is_some() => Err(ApiError::new(
                 ErrorCode::WrongTokenKind,
                 "Authorization: an account token cannot publish events; use a publisher token",

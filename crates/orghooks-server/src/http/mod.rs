@@ -134,8 +134,7 @@ fn render_openapi(api: &utoipa::openapi::OpenApi) -> String {
 
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
-    let (router, api) =
-        documented_routes(state.config().publish.max_batch_bytes).split_for_parts();
+    let (router, api) = documented_routes(state.config().publish.max_batch_bytes).split_for_parts();
     let doc = OpenApiJson(Arc::new(render_openapi(&api)));
     router
         .fallback(route_not_found)

@@ -116,7 +116,9 @@ async fn check_resolution(state: &AppState, url: &WebhookUrl) -> Result<(), ApiE
     if let Ok(Checked::Blocked(ip, range)) = state.resolver().check(host).await {
         return Err(ApiError::new(
             ErrorCode::UrlBlockedAddress,
-            format!("url: host {host} resolves only to addresses that are not allowed ({ip} is {range})"),
+            format!(
+                "url: host {host} resolves only to addresses that are not allowed ({ip} is {range})"
+            ),
         ));
     }
     Ok(())
@@ -356,7 +358,7 @@ pub async fn delete_webhook(
     Manager(caller): Manager,
     WebhookId(id): WebhookId,
 ) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
-    state
+    let cancelled = state
         .store()
         .delete_webhook(caller.org_uuid, id, state.now_ms())
         .await
@@ -364,6 +366,13 @@ pub async fn delete_webhook(
             StoreError::NotFound => webhook_not_found(id),
             other => other.into(),
         })?;
+    state
+        .metrics()
+        .deliveries_settled
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: "cancelled",
+        })
+        .inc_by(cancelled);
     state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook deleted");
     Ok(ok(Empty {}))
@@ -501,7 +510,10 @@ pub async fn test_webhook(
     if !webhook.event_names.contains(&event_type.name) {
         return Err(ApiError::new(
             ErrorCode::EventNotSubscribed,
-            format!("event_uuid: webhook {id} does not subscribe to {}", event_type.name),
+            format!(
+                "event_uuid: webhook {id} does not subscribe to {}",
+                event_type.name
+            ),
         ));
     }
     let payload = serde_json::to_string(&event_type.example).map_err(ApiError::internal)?;

@@ -1,0 +1,577 @@
+//! Delivery end to end with real receivers on 127.0.0.1: bodies,
+//! signatures in both schemes, fan-out, retries, Retry-After, circuits,
+//! 410, held deliveries, isolation from a hanging receiver, SSRF refusals
+//! and test deliveries.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::{TestApp, assert_error, spawn_delivering};
+use crate::receiver::{Behavior, Recorded, TestReceiver};
+
+const WAIT: Duration = Duration::from_secs(10);
+const HOOKS: &str = "/v1/account/settings/webhook";
+const BOOK: &str = "1e03d9cd-7d84-4672-bc3d-c19cd19c500b";
+
+fn seed() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed")
+}
+
+fn seed_catalog() -> Vec<Value> {
+    let text = std::fs::read_to_string(seed().join("catalog.json")).unwrap();
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn all_event_names() -> Vec<String> {
+    seed_catalog()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn verify_ocrolus(r: &Recorded, secret: &str) {
+    let message = format!(
+        "{}.{}.{}",
+        r.header("Webhook-Timestamp"),
+        r.header("Webhook-Request-Id"),
+        String::from_utf8_lossy(&r.body)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    assert_eq!(
+        r.header("Webhook-Signature"),
+        hex::encode(mac.finalize().into_bytes())
+    );
+}
+
+fn verify_standard(r: &Recorded, secret: &str) {
+    let wh = standardwebhooks::Webhook::new(secret).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.header(name).parse().unwrap());
+    }
+    wh.verify(&r.body, &headers)
+        .expect("a standard-webhooks verifier accepts the signature");
+}
+
+/// The body equals the published payload plus only what SPEC §3 allows:
+/// the catalog's severity/type/reason when missing, and twins.
+fn assert_completed(published: &Value, received: &Value, entry: &Value) {
+    let published = published.as_object().unwrap();
+    let received = received.as_object().unwrap();
+    for (k, v) in published {
+        assert_eq!(received.get(k), Some(v), "{k} kept as published");
+    }
+    let twins: Vec<(String, String)> = entry["twins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (k, v) in received {
+        if published.contains_key(k) {
+            continue;
+        }
+        let expected = match k.as_str() {
+            "severity" => entry["severity"].clone(),
+            "notification_type" => entry["type"].clone(),
+            "notification_reason" => entry["reason"].clone(),
+            _ => {
+                let twin = twins
+                    .iter()
+                    .find_map(|(a, b)| (a == k).then_some(b).or((b == k).then_some(a)))
+                    .unwrap_or_else(|| panic!("{k} was added but is neither a default nor a twin"));
+                published[twin].clone()
+            }
+        };
+        assert_eq!(v, &expected, "{k}");
+    }
+}
+
+async fn setup(app: &TestApp) -> (crate::helpers::Tenant, String) {
+    (app.tenant().await, app.publisher_token().await)
+}
+
+fn event(account: uuid::Uuid, payload: Value) -> Value {
+    json!({"account_uuid": account, "payload": payload})
+}
+
+fn book_event(account: uuid::Uuid) -> Value {
+    event(
+        account,
+        json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}),
+    )
+}
+
+#[tokio::test]
+async fn every_seed_example_arrives_complete_and_signed_in_both_schemes() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let ocrolus = TestReceiver::start(Behavior::Status(200)).await;
+    let standard = TestReceiver::start(Behavior::Status(200)).await;
+    let names = all_event_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let o = app
+        .add_webhook_with(
+            &t.token,
+            json!({"url": ocrolus.url("/o"), "description": "ocrolus"}),
+            &names,
+        )
+        .await;
+    let s = app
+        .add_webhook_with(
+            &t.token,
+            json!({"url": standard.url("/s"), "signature_scheme": "standard-webhooks"}),
+            &names,
+        )
+        .await;
+    let o_secret = "an-ocrolus-secret-value";
+    let (status, _) = app
+        .post(
+            &format!("{HOOKS}/{o}/rotate-secret"),
+            &t.token,
+            json!({"secret_key": o_secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, rotated) = app
+        .post(&format!("{HOOKS}/{s}/rotate-secret"), &t.token, json!({}))
+        .await;
+    let s_secret = rotated["response"]["secret_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let catalog = seed_catalog();
+    let mut published = HashMap::new();
+    for entry in &catalog {
+        let path = seed().join(entry["example"].as_str().unwrap());
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (status, body) = app.publish(&p, event(t.account, payload.clone())).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["response"]["deliveries"], 2);
+        published.insert(
+            entry["name"].as_str().unwrap().to_owned(),
+            (payload, entry.clone()),
+        );
+    }
+    for (receiver, scheme) in [(&ocrolus, "ocrolus"), (&standard, "standard")] {
+        let got = receiver.wait_for(catalog.len(), WAIT).await;
+        assert_eq!(got.len(), catalog.len());
+        for r in &got {
+            assert_eq!(r.header("content-type"), "application/json");
+            assert!(r.header("user-agent").starts_with("orghooks/"));
+            uuid::Uuid::parse_str(r.webhook_id()).unwrap();
+            uuid::Uuid::parse_str(r.header("Webhook-Request-Id")).unwrap();
+            r.header("Webhook-Timestamp").parse::<i64>().unwrap();
+            let body = r.json();
+            let (payload, entry) = &published[body["event_name"].as_str().unwrap()];
+            assert_completed(payload, &body, entry);
+            match scheme {
+                "ocrolus" => verify_ocrolus(r, o_secret),
+                _ => verify_standard(r, &s_secret),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_delivery_per_webhook_per_event_whatever_account_published() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let second = app.account(t.org, orghooks_store::Role::Member).await;
+    let subscribed = TestReceiver::start(Behavior::Status(200)).await;
+    let unsubscribed = TestReceiver::start(Behavior::Status(200)).await;
+    let inactive = TestReceiver::start(Behavior::Status(200)).await;
+    app.add_webhook(&t.token, &subscribed.url("/a"), &["book.verified"])
+        .await;
+    app.add_webhook(
+        &t.token,
+        &unsubscribed.url("/b"),
+        &["document.upload_failed"],
+    )
+    .await;
+    app.add_webhook_with(
+        &t.token,
+        json!({"url": inactive.url("/c"), "is_active": false}),
+        &["book.verified"],
+    )
+    .await;
+    // Another org's webhook on the same event never sees this org's events.
+    let other = app.tenant().await;
+    let foreign = TestReceiver::start(Behavior::Status(200)).await;
+    app.add_webhook(&other.token, &foreign.url("/d"), &["book.verified"])
+        .await;
+    for account in [t.account, second.account, t.account] {
+        let (status, body) = app.publish(&p, book_event(account)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(
+            body["response"]["deliveries"], 1,
+            "only the subscribed, active webhook"
+        );
+    }
+    let got = subscribed.wait_for(3, WAIT).await;
+    let ids: HashSet<&str> = got.iter().map(Recorded::webhook_id).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        (unsubscribed.count(), inactive.count(), foreign.count()),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn retries_follow_the_schedule_then_fail_for_good() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let flaky = TestReceiver::start(Behavior::FailFirst {
+        n: 2,
+        status: 500,
+        retry_after: None,
+    })
+    .await;
+    app.add_webhook(&t.token, &flaky.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, book_event(t.account)).await;
+    let got = flaky.wait_for(3, WAIT).await;
+    let ids: HashSet<&str> = got.iter().map(Recorded::webhook_id).collect();
+    assert_eq!(ids.len(), 1, "retries keep the webhook-id");
+    let requests: HashSet<&str> = got.iter().map(|r| r.header("Webhook-Request-Id")).collect();
+    assert_eq!(requests.len(), 3, "each attempt has its own request id");
+    // Gaps of 20 and 40 ms, without jitter: never sooner.
+    assert!(got[1].at - got[0].at >= Duration::from_millis(20));
+    assert!(got[2].at - got[1].at >= Duration::from_millis(40));
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="succeeded"}"#,
+        1.0,
+    )
+    .await;
+
+    // Four attempts in all (1 + 3 gaps), then the delivery fails for good.
+    flaky.set(Behavior::Status(500));
+    app.publish(&p, book_event(t.account)).await;
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="failed"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(flaky.count(), 3 + 4);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_within_twice_the_gap() {
+    let app = spawn_delivering(|c| c.delivery.retry_gaps_ms = vec![300]).await;
+    let (t, p) = setup(&app).await;
+    let busy = TestReceiver::start(Behavior::FailFirst {
+        n: 1,
+        status: 503,
+        retry_after: Some(60),
+    })
+    .await;
+    app.add_webhook(&t.token, &busy.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, book_event(t.account)).await;
+    let got = busy.wait_for(2, WAIT).await;
+    // Retry-After: 60 s is clamped to twice the 300 ms gap.
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(600), "{gap:?}");
+}
+
+#[tokio::test]
+async fn an_open_circuit_sends_one_probe_at_a_time_then_releases_the_backlog() {
+    let app = spawn_delivering(|c| {
+        c.delivery.circuit_failure_threshold = 3;
+        c.delivery.retry_gaps_ms = vec![30, 30, 30, 30, 30, 30, 30, 30];
+    })
+    .await;
+    let (t, p) = setup(&app).await;
+    let down = TestReceiver::start(Behavior::Slow {
+        status: 500,
+        pause: Duration::from_millis(5),
+    })
+    .await;
+    app.add_webhook(&t.token, &down.url("/"), &["book.verified"])
+        .await;
+    for _ in 0..3 {
+        app.publish(&p, book_event(t.account)).await;
+    }
+    app.wait_metric("orghooks_circuits_open", 1.0).await;
+    down.reset_max_in_flight();
+    let before = down.count();
+    for _ in 0..20 {
+        app.publish(&p, book_event(t.account)).await;
+    }
+    // Probes go out one at a time while the backlog waits.
+    down.wait_for(before + 5, WAIT).await;
+    assert_eq!(down.max_in_flight(), 1, "one probe at a time");
+    down.set(Behavior::Status(200));
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="succeeded"}"#,
+        23.0,
+    )
+    .await;
+    assert_eq!(app.metric("orghooks_circuits_open").await, 0.0);
+    assert_eq!(
+        app.metric(r#"orghooks_deliveries_settled_total{outcome="failed"}"#)
+            .await,
+        0.0,
+        "waiting behind the circuit spent no retry budget"
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_webhook_and_reactivation_resumes_held_deliveries() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let gone = TestReceiver::start(Behavior::Status(410)).await;
+    let id = app
+        .add_webhook(&t.token, &gone.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, book_event(t.account)).await;
+    let body = app
+        .wait_until(&format!("{HOOKS}/{id}"), &t.token, |b| {
+            b["response"]["is_active"] == false
+        })
+        .await;
+    assert_eq!(
+        body["response"]["disabled_reason"],
+        "the receiver answered 410 Gone"
+    );
+    assert!(body["response"]["disabled_at"].is_string());
+    assert_eq!(gone.count(), 1);
+    gone.set(Behavior::Status(200));
+    let (status, _) = app
+        .post(
+            &format!("{HOOKS}/{id}/update"),
+            &t.token,
+            json!({"webhook": {"is_active": true}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let got = gone.wait_for(2, WAIT).await;
+    assert_eq!(
+        got[0].webhook_id(),
+        got[1].webhook_id(),
+        "the held delivery resumed"
+    );
+    let (_, after) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(after["response"]["disabled_reason"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
+    let app = spawn_delivering(|c| c.delivery.timeout_ms = 30_000).await;
+    let (t, p) = setup(&app).await;
+    let hanging = TestReceiver::start(Behavior::Hang).await;
+    let healthy = TestReceiver::start(Behavior::Status(200)).await;
+    app.add_webhook_with(
+        &t.token,
+        json!({"url": hanging.url("/"), "max_in_flight": 4}),
+        &["book.verified"],
+    )
+    .await;
+    app.add_webhook(&t.token, &healthy.url("/"), &["book.verified"])
+        .await;
+    for _ in 0..40 {
+        app.publish(&p, book_event(t.account)).await;
+    }
+    healthy.wait_for(40, WAIT).await;
+    // All of that while the hanging receiver still holds its 4 requests.
+    assert_eq!(hanging.in_flight(), 4);
+    assert_eq!(hanging.count(), 4, "max_in_flight caps the hanging webhook");
+}
+
+/// A host that resolved to a public address when added and to a blocked
+/// one at delivery (DNS rebinding) is refused before any connection.
+#[tokio::test]
+async fn deliveries_never_reach_blocked_addresses() {
+    let app = spawn_delivering(|c| c.security.allow_cidrs = vec![]).await;
+    let (t, p) = setup(&app).await;
+    let counter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = counter.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        while counter.accept().await.is_ok() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    app.resolver.set("internal.test", &["10.0.0.5"]);
+    let refused = app
+        .post(
+            HOOKS,
+            &t.token,
+            json!({"webhook": {"url": "http://internal.test/"}, "event_names": ["book.verified"]}),
+        )
+        .await;
+    assert_error(
+        &refused,
+        400,
+        2004,
+        "url: host internal.test resolves only to addresses that are not allowed (10.0.0.5 is private)",
+    );
+    app.resolver.set("rebind.test", &["93.184.216.34"]);
+    app.add_webhook(
+        &t.token,
+        &format!("http://rebind.test:{port}/"),
+        &["book.verified"],
+    )
+    .await;
+    let blocked = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "fd00::1",
+        "fe80::1",
+        "100.64.0.1",
+        "0.0.0.0",
+    ];
+    for (i, ip) in blocked.iter().enumerate() {
+        app.resolver.set("rebind.test", &[ip]);
+        app.publish(&p, book_event(t.account)).await;
+        app.wait_metric(
+            r#"orghooks_delivery_attempts_total{outcome="refused"}"#,
+            (i + 1) as f64,
+        )
+        .await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was dialled"
+    );
+}
+
+#[tokio::test]
+async fn test_deliveries_send_the_example_to_one_webhook() {
+    let app = spawn_delivering(|_| {}).await;
+    let t = app.tenant().await;
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    let id = app
+        .add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
+        .await;
+    let path = format!("{HOOKS}/{id}/test");
+    let verified = uuid::Uuid::new_v5(
+        &orghooks_core::catalog::EVENT_TYPE_NAMESPACE,
+        b"book.verified",
+    );
+    let (status, body) = app
+        .post(&path, &t.token, json!({"event_uuid": verified}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delivery = body["response"]["uuid"].as_str().unwrap();
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].webhook_id(), delivery);
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(seed().join("events/book.verified.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(got[0].json(), example);
+
+    let unknown = uuid::Uuid::new_v4();
+    let not_a_type = app
+        .post(&path, &t.token, json!({"event_uuid": unknown}))
+        .await;
+    assert_error(
+        &not_a_type,
+        400,
+        3010,
+        &format!("event_uuid: no event type {unknown}"),
+    );
+    let failed = uuid::Uuid::new_v5(
+        &orghooks_core::catalog::EVENT_TYPE_NAMESPACE,
+        b"document.upload_failed",
+    );
+    let unsubscribed = app
+        .post(&path, &t.token, json!({"event_uuid": failed}))
+        .await;
+    assert_error(
+        &unsubscribed,
+        400,
+        3011,
+        &format!("event_uuid: webhook {id} does not subscribe to document.upload_failed"),
+    );
+    app.post(
+        &format!("{HOOKS}/{id}/update"),
+        &t.token,
+        json!({"webhook": {"is_active": false}}),
+    )
+    .await;
+    let inactive = app
+        .post(&path, &t.token, json!({"event_uuid": verified}))
+        .await;
+    assert_error(
+        &inactive,
+        400,
+        3012,
+        &format!("webhook_uuid: webhook {id} is not active"),
+    );
+    let other = app.tenant().await;
+    let foreign = app
+        .post(&path, &other.token, json!({"event_uuid": verified}))
+        .await;
+    assert_error(
+        &foreign,
+        404,
+        1200,
+        &format!("webhook_uuid: no webhook {id} in your organization"),
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_webhook_cancels_its_pending_deliveries() {
+    let app = spawn_delivering(|c| c.delivery.retry_gaps_ms = vec![200, 200, 200]).await;
+    let (t, p) = setup(&app).await;
+    let failing = TestReceiver::start(Behavior::Status(500)).await;
+    let id = app
+        .add_webhook(&t.token, &failing.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, book_event(t.account)).await;
+    failing.wait_for(1, WAIT).await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("{HOOKS}/{id}/delete"),
+            Some(&t.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="cancelled"}"#,
+        1.0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn basic_auth_comes_from_the_url() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    let url = format!("http://hook%20user:p%40ss@{}/in", receiver.addr);
+    app.add_webhook(&t.token, &url, &["book.verified"]).await;
+    app.publish(&p, book_event(t.account)).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::STANDARD.encode("hook user:p@ss");
+    assert_eq!(got[0].header("authorization"), format!("Basic {expected}"));
+}

@@ -228,7 +228,9 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: u32, message: 
 /// A resolver whose answers tests set; unknown names do not resolve, and
 /// nothing ever reaches real DNS.
 #[derive(Clone, Default)]
-pub struct TestResolver(Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::IpAddr>>>>);
+pub struct TestResolver(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::IpAddr>>>>,
+);
 
 impl TestResolver {
     pub fn set(&self, host: &str, ips: &[&str]) {
@@ -240,7 +242,10 @@ impl TestResolver {
 impl Resolve for TestResolver {
     fn resolve(&self, host: &str) -> BoxFuture<std::io::Result<Vec<std::net::IpAddr>>> {
         let answer = self.0.lock().unwrap().get(host).cloned().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} does not resolve"))
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} does not resolve"),
+            )
         });
         Box::pin(async move { answer })
     }
@@ -254,13 +259,18 @@ impl TestApp {
 
     /// Publishes one event; answers status and body.
     pub async fn publish(&self, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, "/v1/events", Some(token), Some(body)).await
+        self.call(Method::POST, "/v1/events", Some(token), Some(body))
+            .await
     }
 
     /// Adds a webhook with extra `webhook` fields; answers its uuid.
     pub async fn add_webhook_with(&self, token: &str, webhook: Value, events: &[&str]) -> String {
         let (status, body) = self
-            .post("/v1/account/settings/webhook", token, json!({"webhook": webhook, "event_names": events}))
+            .post(
+                "/v1/account/settings/webhook",
+                token,
+                json!({"webhook": webhook, "event_names": events}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["response"]["uuid"].as_str().unwrap().to_owned()
@@ -293,20 +303,31 @@ impl TestApp {
             if got >= value {
                 return;
             }
-            assert!(std::time::Instant::now() < until, "{series} stayed at {got}, wanted {value}");
+            assert!(
+                std::time::Instant::now() < until,
+                "{series} stayed at {got}, wanted {value}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
     /// Waits until `GET path` answers a body for which `done` holds.
-    pub async fn wait_until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_until(
+        &self,
+        path: &str,
+        token: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let (_, body) = self.get(path, token).await;
             if done(&body) {
                 return body;
             }
-            assert!(std::time::Instant::now() < until, "{path} never matched: {body}");
+            assert!(
+                std::time::Instant::now() < until,
+                "{path} never matched: {body}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }

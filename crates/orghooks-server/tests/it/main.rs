@@ -2,11 +2,11 @@
 //! SQLite file, driven over HTTP.
 
 mod auth;
+mod delivery;
 mod helpers;
 mod openapi;
 mod publish;
 mod receiver;
-mod delivery;
 mod robustness;
 mod validation;
 mod webhooks;

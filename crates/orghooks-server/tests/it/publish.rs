@@ -18,12 +18,29 @@ async fn tokens_of_each_kind_open_only_their_api() {
     let t = app.tenant().await;
     let publisher = app.publisher_token().await;
     let account = t.account.to_string();
-    let none = app.call(Method::POST, "/v1/events", None, Some(verified(&account))).await;
-    assert_error(&none, 401, 1100, "Authorization: a Bearer token is required");
+    let none = app
+        .call(Method::POST, "/v1/events", None, Some(verified(&account)))
+        .await;
+    assert_error(
+        &none,
+        401,
+        1100,
+        "Authorization: a Bearer token is required",
+    );
     let unknown = app.publish("ohp_nope", verified(&account)).await;
-    assert_error(&unknown, 401, 1100, "Authorization: unknown publisher token");
+    assert_error(
+        &unknown,
+        401,
+        1100,
+        "Authorization: unknown publisher token",
+    );
     let wrong = app.publish(&t.token, verified(&account)).await;
-    assert_error(&wrong, 403, 1104, "Authorization: an account token cannot publish events; use a publisher token");
+    assert_error(
+        &wrong,
+        403,
+        1104,
+        "Authorization: an account token cannot publish events; use a publisher token",
+    );
     let wrong = app.get("/v1/account/settings/webhooks", &publisher).await;
     assert_error(
         &wrong,
@@ -39,9 +56,17 @@ async fn tokens_of_each_kind_open_only_their_api() {
     uuid::Uuid::parse_str(body["response"]["event_uuid"].as_str().unwrap()).unwrap();
 
     let tokens = app.admin.list_publisher_tokens().await.unwrap();
-    app.admin.revoke_publisher_token(tokens[0].uuid).await.unwrap();
+    app.admin
+        .revoke_publisher_token(tokens[0].uuid)
+        .await
+        .unwrap();
     let revoked = app.publish(&publisher, verified(&account)).await;
-    assert_error(&revoked, 401, 1100, "Authorization: this publisher token was revoked");
+    assert_error(
+        &revoked,
+        401,
+        1100,
+        "Authorization: this publisher token was revoked",
+    );
 }
 
 #[tokio::test]
@@ -53,32 +78,111 @@ async fn every_publish_validation_error_names_its_field() {
     let stranger = uuid::Uuid::new_v4().to_string();
     let event = |payload: Value| json!({"account_uuid": a, "payload": payload});
     let cases: Vec<(Value, u16, u32, String)> = vec![
-        (json!({"account_uuid": stranger, "payload": {"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}}),
-         400, 3000, format!("account_uuid: no API account {stranger}")),
-        (event(json!({"event_name": "book.exploded", "book_uuid": BOOK})), 400, 3003, "payload.event_name: no event type named book.exploded".into()),
-        (event(json!({"book_uuid": BOOK})), 400, 3002, "payload.event_name: is required and must be a string".into()),
-        (event(json!({"event_name": "book.verified", "uploaded_docs": []})), 400, 3002, "payload.book_uuid: is required".into()),
-        (event(json!({"event_name": "book.verified", "book_uuid": BOOK})), 400, 3002, "payload.uploaded_docs: is required".into()),
-        (event(json!({"event_name": "book.verified", "book_uuid": 12, "uploaded_docs": []})), 400, 3002,
-         "payload.book_uuid: 12 is not of types \"null\", \"string\"".into()),
-        (event(json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "severity": "URGENT"})), 400, 3002,
-         "payload.severity: \"URGENT\" is not one of [\"LOW\",\"MODERATE\",\"HIGH\"]".into()),
-        (event(json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "book_pk": 1.5})), 400, 3002,
-         "payload.book_pk: 1.5 is not of type \"integer\"".into()),
-        (event(json!({"event_name": "document.verification_failed", "book_uuid": BOOK, "doc_uuid": BOOK,
-                      "uploaded_doc_uuid": "61d93bbd-8412-4b0b-9e98-693d0b1236d3"})), 400, 3005,
-         "payload.doc_uuid: must equal payload.uploaded_doc_uuid when both are given".into()),
-        (event(json!({"event_name": "document.verification_failed", "book_uuid": BOOK})), 400, 3002,
-         "payload.doc_uuid: is required (or uploaded_doc_uuid)".into()),
-        (event(json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "notes": "x".repeat(3000)})),
-         413, 1302, "payload: larger than 2048 bytes".into()),
-        (json!({"account_uuid": a}), 400, 1306, "payload: is required".into()),
-        (json!({"payload": {}}), 400, 1306, "account_uuid: is required".into()),
-        (json!({"account_uuid": "nope", "payload": {}}), 400, 1306,
-         "account_uuid: UUID parsing failed: invalid character: found `n` at 0".into()),
-        (json!({"account_uuid": a, "occurred_at": "yesterday", "payload": {"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}}),
-         400, 1306, "occurred_at: \"yesterday\" is not an RFC 3339 timestamp".into()),
-        (json!({"account_uuid": a, "payload": {}, "org_uuid": a}), 400, 1304, "org_uuid: unknown field".into()),
+        (
+            json!({"account_uuid": stranger, "payload": {"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}}),
+            400,
+            3000,
+            format!("account_uuid: no API account {stranger}"),
+        ),
+        (
+            event(json!({"event_name": "book.exploded", "book_uuid": BOOK})),
+            400,
+            3003,
+            "payload.event_name: no event type named book.exploded".into(),
+        ),
+        (
+            event(json!({"book_uuid": BOOK})),
+            400,
+            3002,
+            "payload.event_name: is required and must be a string".into(),
+        ),
+        (
+            event(json!({"event_name": "book.verified", "uploaded_docs": []})),
+            400,
+            3002,
+            "payload.book_uuid: is required".into(),
+        ),
+        (
+            event(json!({"event_name": "book.verified", "book_uuid": BOOK})),
+            400,
+            3002,
+            "payload.uploaded_docs: is required".into(),
+        ),
+        (
+            event(json!({"event_name": "book.verified", "book_uuid": 12, "uploaded_docs": []})),
+            400,
+            3002,
+            "payload.book_uuid: 12 is not of types \"null\", \"string\"".into(),
+        ),
+        (
+            event(
+                json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "severity": "URGENT"}),
+            ),
+            400,
+            3002,
+            "payload.severity: \"URGENT\" is not one of [\"LOW\",\"MODERATE\",\"HIGH\"]".into(),
+        ),
+        (
+            event(
+                json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "book_pk": 1.5}),
+            ),
+            400,
+            3002,
+            "payload.book_pk: 1.5 is not of type \"integer\"".into(),
+        ),
+        (
+            event(
+                json!({"event_name": "document.verification_failed", "book_uuid": BOOK, "doc_uuid": BOOK,
+                      "uploaded_doc_uuid": "61d93bbd-8412-4b0b-9e98-693d0b1236d3"}),
+            ),
+            400,
+            3005,
+            "payload.doc_uuid: must equal payload.uploaded_doc_uuid when both are given".into(),
+        ),
+        (
+            event(json!({"event_name": "document.verification_failed", "book_uuid": BOOK})),
+            400,
+            3002,
+            "payload.doc_uuid: is required (or uploaded_doc_uuid)".into(),
+        ),
+        (
+            event(
+                json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "notes": "x".repeat(3000)}),
+            ),
+            413,
+            1302,
+            "payload: larger than 2048 bytes".into(),
+        ),
+        (
+            json!({"account_uuid": a}),
+            400,
+            1306,
+            "payload: is required".into(),
+        ),
+        (
+            json!({"payload": {}}),
+            400,
+            1306,
+            "account_uuid: is required".into(),
+        ),
+        (
+            json!({"account_uuid": "nope", "payload": {}}),
+            400,
+            1306,
+            "account_uuid: UUID parsing failed: invalid character: found `n` at 0".into(),
+        ),
+        (
+            json!({"account_uuid": a, "occurred_at": "yesterday", "payload": {"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}}),
+            400,
+            1306,
+            "occurred_at: \"yesterday\" is not an RFC 3339 timestamp".into(),
+        ),
+        (
+            json!({"account_uuid": a, "payload": {}, "org_uuid": a}),
+            400,
+            1304,
+            "org_uuid: unknown field".into(),
+        ),
     ];
     for (body, status, code, message) in cases {
         let got = app.publish(&p, body.clone()).await;
@@ -92,18 +196,30 @@ async fn publishing_is_idempotent_by_event_uuid() {
     let app = spawn_app().await;
     let t = app.tenant().await;
     let p = app.publisher_token().await;
-    app.add_webhook(&t.token, "https://example.com/a", &["book.verified"]).await;
+    app.add_webhook(&t.token, "https://example.com/a", &["book.verified"])
+        .await;
     let id = uuid::Uuid::new_v4().to_string();
     let mut body = verified(&t.account.to_string());
     body["event_uuid"] = json!(id);
     let first = app.publish(&p, body.clone()).await;
     assert_eq!(first.0, StatusCode::ACCEPTED);
-    assert_eq!(first.1["response"], json!({"event_uuid": id, "deliveries": 1}));
+    assert_eq!(
+        first.1["response"],
+        json!({"event_uuid": id, "deliveries": 1})
+    );
     let again = app.publish(&p, body.clone()).await;
-    assert_eq!(again, first, "the same uuid and payload answer the first answer again");
+    assert_eq!(
+        again, first,
+        "the same uuid and payload answer the first answer again"
+    );
     body["payload"]["status"] = json!("CHANGED");
     let conflict = app.publish(&p, body).await;
-    assert_error(&conflict, 409, 3001, &format!("event_uuid: {id} was already published with a different payload"));
+    assert_error(
+        &conflict,
+        409,
+        3001,
+        &format!("event_uuid: {id} was already published with a different payload"),
+    );
     // Another org may use the same event uuid.
     let other = app.tenant().await;
     let mut theirs = verified(&other.account.to_string());
@@ -116,16 +232,25 @@ async fn batches_judge_each_event_on_its_own() {
     let app = spawn_with(|c| c.publish.max_batch_events = 3).await;
     let t = app.tenant().await;
     let p = app.publisher_token().await;
-    app.add_webhook(&t.token, "https://example.com/a", &["book.verified"]).await;
+    app.add_webhook(&t.token, "https://example.com/a", &["book.verified"])
+        .await;
     let a = t.account.to_string();
     let good = verified(&a);
     let bad = json!({"account_uuid": a, "payload": {"event_name": "book.verified"}});
     let (status, body) = app
-        .call(Method::POST, "/v1/events/batch", Some(&p), Some(json!({"events": [good, bad, 7]})))
+        .call(
+            Method::POST,
+            "/v1/events/batch",
+            Some(&p),
+            Some(json!({"events": [good, bad, 7]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let r = &body["response"];
-    assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (r["accepted"].as_u64(), r["rejected"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(r["results"][0]["status"], 202);
     assert_eq!(r["results"][0]["deliveries"], 1);
     assert_eq!(
@@ -137,8 +262,15 @@ async fn batches_judge_each_event_on_its_own() {
         json!({"status": 400, "code": 1300, "message": "events[2]: must be a JSON object"})
     );
     let four = json!({"events": [verified(&a), verified(&a), verified(&a), verified(&a)]});
-    let too_many = app.call(Method::POST, "/v1/events/batch", Some(&p), Some(four)).await;
-    assert_error(&too_many, 400, 3006, "events: at most 3 events per batch, got 4");
+    let too_many = app
+        .call(Method::POST, "/v1/events/batch", Some(&p), Some(four))
+        .await;
+    assert_error(
+        &too_many,
+        400,
+        3006,
+        "events: at most 3 events per batch, got 4",
+    );
 }
 
 #[tokio::test]
@@ -148,7 +280,12 @@ async fn batch_bodies_may_exceed_the_general_limit() {
     let p = app.publisher_token().await;
     let events: Vec<Value> = (0..40).map(|_| verified(&t.account.to_string())).collect();
     let (status, body) = app
-        .call(Method::POST, "/v1/events/batch", Some(&p), Some(json!({"events": events})))
+        .call(
+            Method::POST,
+            "/v1/events/batch",
+            Some(&p),
+            Some(json!({"events": events})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["response"]["accepted"], 40);

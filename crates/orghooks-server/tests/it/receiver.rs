@@ -24,7 +24,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
 
     pub fn webhook_id(&self) -> &str {
@@ -135,7 +138,11 @@ impl TestReceiver {
                 return got;
             }
             let left = until.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "waited {deadline:?} for {n} requests, got {}", got.len());
+            assert!(
+                !left.is_zero(),
+                "waited {deadline:?} for {n} requests, got {}",
+                got.len()
+            );
             let _ = tokio::time::timeout(left, notified).await;
         }
     }
@@ -170,10 +177,15 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     let behavior = inner.behavior.lock().unwrap().clone();
     let response = match behavior {
         Behavior::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
-        Behavior::FailFirst { n, status, retry_after } if tries <= n => {
+        Behavior::FailFirst {
+            n,
+            status,
+            retry_after,
+        } if tries <= n => {
             let mut r = (StatusCode::from_u16(status).unwrap(), "not yet").into_response();
             if let Some(secs) = retry_after {
-                r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
             }
             r
         }

@@ -123,11 +123,10 @@ async fn data_survives_a_restart() {
 #[tokio::test]
 async fn a_second_server_on_the_same_data_folder_is_refused() {
     let app = spawn_app().await;
-    let err =
-        orghooks_server::App::build(app.config.clone(), orghooks_server::Deps::default())
-            .await
-            .err()
-            .expect("the data folder is locked");
+    let err = orghooks_server::App::build(app.config.clone(), orghooks_server::Deps::default())
+        .await
+        .err()
+        .expect("the data folder is locked");
     assert!(
         err.to_string()
             .contains("another `orghooks serve` is already using the data folder"),

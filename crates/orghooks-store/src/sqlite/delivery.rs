@@ -21,16 +21,23 @@ pub(super) fn append_event(
 ) -> Result<Result<Appended, AppendError>, StoreError> {
     let org: Option<String> = conn
         .prepare_cached("SELECT org_uuid FROM accounts WHERE uuid = ?1")
-        .and_then(|mut s| s.query_row([event.account_uuid.to_string()], |r| r.get(0)).optional())
+        .and_then(|mut s| {
+            s.query_row([event.account_uuid.to_string()], |r| r.get(0))
+                .optional()
+        })
         .map_err(backend)?;
     let Some(org) = org else {
         return Ok(Err(AppendError::UnknownAccount));
     };
     let earlier: Option<(Vec<u8>, u32)> = conn
-        .prepare_cached("SELECT payload_hash, delivery_count FROM events WHERE org_uuid = ?1 AND uuid = ?2")
+        .prepare_cached(
+            "SELECT payload_hash, delivery_count FROM events WHERE org_uuid = ?1 AND uuid = ?2",
+        )
         .and_then(|mut s| {
-            s.query_row(params![org, event.uuid.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            s.query_row(params![org, event.uuid.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
         })
         .map_err(backend)?;
     if let Some((hash, count)) = earlier {
@@ -48,7 +55,7 @@ pub(super) fn append_event(
     let event_id = insert_event(conn, event, &org, now, targets.len() as u32, false)?;
     let deliveries = targets
         .into_iter()
-        .map(|webhook| insert_delivery(conn, event, event_id, webhook, now, lease, false))
+        .map(|target| insert_delivery(conn, event, event_id, target, now, lease, false))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Ok(Appended {
         event_uuid: event.uuid,
@@ -59,23 +66,29 @@ pub(super) fn append_event(
 }
 
 /// The org's active webhooks subscribed to `event_name`, oldest first.
-fn subscribed_webhooks(conn: &Connection, org: &str, event_name: &str) -> Result<Vec<Uuid>, StoreError> {
+fn subscribed_webhooks(
+    conn: &Connection,
+    org: &str,
+    event_name: &str,
+) -> Result<Vec<(Uuid, u32)>, StoreError> {
     let mut s = conn
         .prepare_cached(
-            "SELECT uuid, event_names FROM webhooks \
+            "SELECT uuid, event_names, max_in_flight FROM webhooks \
              WHERE org_uuid = ?1 AND deleted_at IS NULL AND is_active = 1 ORDER BY created_at, uuid",
         )
         .map_err(backend)?;
     let rows = s
-        .query_map([org], |r| Ok((uuid_col(r, 0)?, r.get::<_, String>(1)?)))
+        .query_map([org], |r| {
+            Ok((uuid_col(r, 0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
+        })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
-        let (uuid, names) = row.map_err(backend)?;
+        let (uuid, names, max_in_flight) = row.map_err(backend)?;
         let names: Vec<String> =
             serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if names.iter().any(|n| n == event_name) {
-            out.push(uuid);
+            out.push((uuid, max_in_flight));
         }
     }
     Ok(out)
@@ -119,7 +132,7 @@ fn insert_delivery(
     conn: &Connection,
     event: &NewEvent,
     event_id: i64,
-    webhook: Uuid,
+    (webhook, max_in_flight): (Uuid, u32),
     now: i64,
     lease: &Lease,
     is_test: bool,
@@ -150,6 +163,7 @@ fn insert_delivery(
         id,
         uuid,
         webhook_uuid: webhook,
+        max_in_flight,
         event_uuid: event.uuid,
         payload: event.payload.clone(),
         attempts: 0,
@@ -164,13 +178,26 @@ pub(super) fn append_test(
     now: i64,
     lease: &Lease,
 ) -> Result<DeliveryJob, StoreError> {
-    let org: String = conn
-        .prepare_cached("SELECT org_uuid FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL")
-        .and_then(|mut s| s.query_row([webhook.to_string()], |r| r.get(0)).optional())
+    let (org, max_in_flight): (String, u32) = conn
+        .prepare_cached(
+            "SELECT org_uuid, max_in_flight FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL",
+        )
+        .and_then(|mut s| {
+            s.query_row([webhook.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?;
     let event_id = insert_event(conn, event, &org, now, 1, true)?;
-    insert_delivery(conn, event, event_id, webhook, now, lease, true)
+    insert_delivery(
+        conn,
+        event,
+        event_id,
+        (webhook, max_in_flight),
+        now,
+        lease,
+        true,
+    )
 }
 
 pub(super) fn claim(
@@ -189,7 +216,8 @@ pub(super) fn claim(
                                SELECT id, lease_until AS due FROM deliveries \
                                 WHERE status = 'delivering' AND lease_until <= ?3) \
                ORDER BY due LIMIT ?4) \
-             RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test",
+             RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test, \
+               (SELECT max_in_flight FROM webhooks w WHERE w.uuid = webhook_uuid)",
         )
         .map_err(backend)?;
     let rows = s
@@ -201,6 +229,7 @@ pub(super) fn claim(
                 r.get::<_, i64>(3)?,
                 r.get::<_, u32>(4)?,
                 r.get::<_, bool>(5)?,
+                r.get::<_, Option<u32>>(6)?,
             ))
         })
         .map_err(backend)?
@@ -208,19 +237,21 @@ pub(super) fn claim(
         .map_err(backend)?;
     let mut events: HashMap<i64, (Uuid, Arc<str>)> = HashMap::new();
     let mut jobs = Vec::with_capacity(rows.len());
-    for (id, uuid, webhook_uuid, event_id, attempts, is_test) in rows {
-        if !events.contains_key(&event_id) {
+    for (id, uuid, webhook_uuid, event_id, attempts, is_test, max_in_flight) in rows {
+        if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(event_id) {
             let (event_uuid, payload): (Uuid, String) = conn
                 .prepare_cached("SELECT uuid, payload FROM events WHERE id = ?1")
                 .and_then(|mut s| s.query_row([event_id], |r| Ok((uuid_col(r, 0)?, r.get(1)?))))
                 .map_err(backend)?;
-            events.insert(event_id, (event_uuid, payload.into()));
+            slot.insert((event_uuid, payload.into()));
         }
         let (event_uuid, payload) = &events[&event_id];
         jobs.push(DeliveryJob {
             id,
             uuid,
             webhook_uuid,
+            // A deleted webhook's delivery is cancelled before it is sent.
+            max_in_flight: max_in_flight.unwrap_or(1),
             event_uuid: *event_uuid,
             payload: payload.clone(),
             attempts,
@@ -231,7 +262,11 @@ pub(super) fn claim(
     Ok(jobs)
 }
 
-pub(super) fn complete(conn: &Connection, outcomes: &[Outcome], now: i64) -> Result<(), StoreError> {
+pub(super) fn complete(
+    conn: &Connection,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<(), StoreError> {
     for outcome in outcomes {
         if let Some(a) = &outcome.attempt {
             conn.prepare_cached(
@@ -267,7 +302,15 @@ pub(super) fn complete(conn: &Connection, outcomes: &[Outcome], now: i64) -> Res
              lease_owner = NULL, lease_until = NULL, updated_at = ?5 \
              WHERE id = ?1 AND status = 'delivering'",
         )
-        .and_then(|mut s| s.execute(params![outcome.delivery_id, status.as_str(), due, attempted, now]))
+        .and_then(|mut s| {
+            s.execute(params![
+                outcome.delivery_id,
+                status.as_str(),
+                due,
+                attempted,
+                now
+            ])
+        })
         .map_err(backend)?;
     }
     Ok(())
@@ -294,17 +337,21 @@ pub(super) fn hold_or_release(
     Ok(())
 }
 
-pub(super) fn cancel_open(conn: &Connection, webhook: &str, now: i64) -> Result<(), StoreError> {
+pub(super) fn cancel_open(conn: &Connection, webhook: &str, now: i64) -> Result<u64, StoreError> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
          WHERE webhook_uuid = ?1 AND status IN ('pending', 'held')",
     )
     .and_then(|mut s| s.execute(params![webhook, now]))
-    .map_err(backend)?;
-    Ok(())
+    .map(|n| n as u64)
+    .map_err(backend)
 }
 
-pub(super) fn release_deferred(conn: &Connection, webhook: &str, now: i64) -> Result<(), StoreError> {
+pub(super) fn release_deferred(
+    conn: &Connection,
+    webhook: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?2, updated_at = ?2 \
          WHERE webhook_uuid = ?1 AND status = 'pending' AND next_attempt_at > ?2",

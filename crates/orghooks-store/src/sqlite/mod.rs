@@ -458,7 +458,12 @@ impl Store for SqliteStore {
                 }
                 if let Some(active) = patch.is_active {
                     if active != w.is_active {
-                        delivery::hold_or_release(conn, &w.uuid.to_string(), active, patch.updated_at)?;
+                        delivery::hold_or_release(
+                            conn,
+                            &w.uuid.to_string(),
+                            active,
+                            patch.updated_at,
+                        )?;
                     }
                     w.is_active = active;
                     if active {
@@ -524,7 +529,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_webhook(&self, org: Uuid, webhook: Uuid, now: i64) -> Result<(), StoreError> {
+    async fn delete_webhook(&self, org: Uuid, webhook: Uuid, now: i64) -> Result<u64, StoreError> {
         self.writer
             .submit(move |conn| {
                 let n = conn
@@ -554,7 +559,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn disable_webhook(&self, webhook: Uuid, reason: String, at: i64) -> Result<(), StoreError> {
+    async fn disable_webhook(
+        &self,
+        webhook: Uuid,
+        reason: String,
+        at: i64,
+    ) -> Result<(), StoreError> {
         self.writer
             .submit(move |conn| {
                 let n = conn
@@ -607,7 +617,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn revoke_publisher_token(&self, token: Uuid, at: i64) -> Result<PublisherToken, StoreError> {
+    async fn revoke_publisher_token(
+        &self,
+        token: Uuid,
+        at: i64,
+    ) -> Result<PublisherToken, StoreError> {
         self.writer
             .submit(move |conn| {
                 conn.prepare_cached(&format!(
@@ -665,7 +679,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_due(&self, now: i64, lease: Lease, limit: u32) -> Result<Vec<DeliveryJob>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease: Lease,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
         self.writer
             .submit(move |conn| delivery::claim(conn, now, &lease, limit))
             .await

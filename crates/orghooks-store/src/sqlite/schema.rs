@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use super::backend;
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (
     uuid        TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -54,7 +55,8 @@ CREATE TABLE webhooks (
 );
 CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url) WHERE deleted_at IS NULL;
 CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
-"#, r#"
+"#,
+    r#"
 ALTER TABLE webhooks ADD COLUMN previous_secret_sealed TEXT;
 ALTER TABLE webhooks ADD COLUMN previous_secret_until INTEGER;
 
@@ -114,7 +116,8 @@ CREATE TABLE attempts (
     error             TEXT
 );
 CREATE INDEX attempts_delivery ON attempts(delivery_id);
-"#];
+"#,
+];
 
 /// Brings the schema up to date; refuses a database newer than this binary.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
