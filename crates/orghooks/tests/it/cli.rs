@@ -128,3 +128,23 @@ fn admin_errors_are_clear() {
     let out = run(cwd.path(), &["admin", "org", "create"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+#[test]
+fn publisher_tokens_are_shown_once_and_revocable() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    let created = admin_json(dir, &["publisher-token", "create", "--name", "pipeline"]);
+    let token = &created["publisher_token"];
+    assert!(token["token"].as_str().unwrap().starts_with("ohp_"));
+    assert_eq!(token["name"], "pipeline");
+    assert_eq!(token["revoked"], false);
+    let listed = admin_json(dir, &["publisher-token", "list"]);
+    let first = &listed["publisher_tokens"][0];
+    assert_eq!(first["uuid"], token["uuid"]);
+    assert!(first.get("token").is_none(), "the token is shown once only");
+    let revoked = admin_json(
+        dir,
+        &["publisher-token", "revoke", token["uuid"].as_str().unwrap()],
+    );
+    assert_eq!(revoked["publisher_token"]["revoked"], true);
+}

@@ -2,4 +2,6 @@
 //! process, admin commands as separate processes on the same data folder.
 
 mod cli;
+mod crash;
 mod process;
+mod receiver;

@@ -20,9 +20,23 @@ pub struct Server {
 /// Starts `orghooks serve` in `cwd` on a free port and waits (up to 30 s)
 /// for its "listening" log line.
 pub fn serve(cwd: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(args)
+    let mut command = Command::new(BIN);
+    command.arg("serve").args(args);
+    start(cwd, command)
+}
+
+/// Starts `orghooks serve` with extra environment variables.
+pub fn serve_with_env(cwd: &Path, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(BIN);
+    command.arg("serve");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    start(cwd, command)
+}
+
+fn start(cwd: &Path, mut command: Command) -> Server {
+    let mut child = command
         .current_dir(cwd)
         .env("ORGHOOKS_HTTP__LISTEN", "127.0.0.1:0")
         .env("ORGHOOKS_LOG__FORMAT", "json")
