@@ -575,3 +575,62 @@ async fn basic_auth_comes_from_the_url() {
     let expected = base64::engine::general_purpose::STANDARD.encode("hook user:p@ss");
     assert_eq!(got[0].header("authorization"), format!("Basic {expected}"));
 }
+
+#[tokio::test]
+async fn a_standard_webhooks_rotation_signs_with_both_keys_during_the_overlap() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    let id = app
+        .add_webhook_with(
+            &t.token,
+            json!({"url": receiver.url("/"), "signature_scheme": "standard-webhooks"}),
+            &["book.verified"],
+        )
+        .await;
+    let rotate = format!("{HOOKS}/{id}/rotate-secret");
+    let (_, first) = app.post(&rotate, &t.token, json!({})).await;
+    let old = first["response"]["secret_key"].as_str().unwrap().to_owned();
+    let new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (status, second) = app
+        .post(&rotate, &t.token, json!({"secret_key": new}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        second["response"],
+        json!({}),
+        "a given secret is not echoed"
+    );
+    app.publish(&p, book_event(t.account)).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
+    verify_standard(&got[0], new);
+    verify_standard(&got[0], &old);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let app = spawn_delivering(|c| c.delivery.retry_gaps_ms = vec![]).await;
+    let (t, p) = setup(&app).await;
+    let target = TestReceiver::start(Behavior::Status(200)).await;
+    let redirecting = TestReceiver::start(Behavior::Redirect(target.url("/"))).await;
+    app.add_webhook(&t.token, &redirecting.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, book_event(t.account)).await;
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="failed"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(redirecting.count(), 1);
+    assert_eq!(target.count(), 0);
+}
+
+#[tokio::test]
+async fn an_unresponsive_resolver_does_not_stall_adding_a_webhook() {
+    let app = spawn_delivering(|c| c.delivery.resolver_timeout_ms = 50).await;
+    let t = app.tenant().await;
+    app.resolver.hang("slow-dns.test");
+    app.add_webhook(&t.token, "https://slow-dns.test/hook", &["book.verified"])
+        .await;
+}

@@ -228,26 +228,43 @@ pub fn assert_error(got: &(StatusCode, Value), status: u16, code: u32, message: 
 /// A resolver whose answers tests set; unknown names do not resolve, and
 /// nothing ever reaches real DNS.
 #[derive(Clone, Default)]
-pub struct TestResolver(
-    Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::IpAddr>>>>,
-);
+pub struct TestResolver(Arc<std::sync::Mutex<std::collections::HashMap<String, Answer>>>);
+
+#[derive(Clone)]
+enum Answer {
+    Ips(Vec<std::net::IpAddr>),
+    /// Never answers, like an unreachable DNS server.
+    Hang,
+}
 
 impl TestResolver {
     pub fn set(&self, host: &str, ips: &[&str]) {
         let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
-        self.0.lock().unwrap().insert(host.to_owned(), ips);
+        self.0
+            .lock()
+            .unwrap()
+            .insert(host.to_owned(), Answer::Ips(ips));
+    }
+
+    pub fn hang(&self, host: &str) {
+        self.0.lock().unwrap().insert(host.to_owned(), Answer::Hang);
     }
 }
 
 impl Resolve for TestResolver {
     fn resolve(&self, host: &str) -> BoxFuture<std::io::Result<Vec<std::net::IpAddr>>> {
-        let answer = self.0.lock().unwrap().get(host).cloned().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{host} does not resolve"),
-            )
-        });
-        Box::pin(async move { answer })
+        let answer = self.0.lock().unwrap().get(host).cloned();
+        let host = host.to_owned();
+        Box::pin(async move {
+            match answer {
+                Some(Answer::Ips(ips)) => Ok(ips),
+                Some(Answer::Hang) => std::future::pending().await,
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host} does not resolve"),
+                )),
+            }
+        })
     }
 }
 

@@ -52,6 +52,8 @@ pub enum Behavior {
     },
     /// Never answer (until the receiver is dropped).
     Hang,
+    /// Answer 307 pointing at this URL.
+    Redirect(String),
     /// Answer this status after a pause.
     Slow { status: u16, pause: Duration },
 }
@@ -190,6 +192,9 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             r
         }
         Behavior::FailFirst { .. } => StatusCode::OK.into_response(),
+        Behavior::Redirect(to) => {
+            (StatusCode::TEMPORARY_REDIRECT, [("location", to)]).into_response()
+        }
         Behavior::Slow { status, pause } => {
             tokio::time::sleep(pause).await;
             StatusCode::from_u16(status).unwrap().into_response()
