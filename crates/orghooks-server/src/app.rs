@@ -102,6 +102,7 @@ impl App {
             targets,
             sender,
             d.clone(),
+            config.retention.clone(),
             metrics.clone(),
         );
         let state = AppState::new(

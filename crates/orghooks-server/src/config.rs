@@ -22,6 +22,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub publish: PublishConfig,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
     pub security: SecurityConfig,
     pub catalog: CatalogConfig,
     pub log: LogConfig,
@@ -71,6 +72,7 @@ pub struct DeliveryConfig {
     pub retry_gaps_ms: Vec<u64>,
     pub retry_jitter: f64,
     pub circuit_failure_threshold: u32,
+    pub circuit_disable_after_secs: u64,
     pub default_max_in_flight: u32,
     pub max_in_flight_total: usize,
     pub max_queued_per_webhook: usize,
@@ -80,6 +82,14 @@ pub struct DeliveryConfig {
     pub webhook_cache_ms: u64,
     pub resolver_timeout_ms: u64,
     pub secret_overlap_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub period_secs: u64,
+    pub purge_interval_ms: u64,
+    pub purge_batch: u32,
 }
 
 impl DeliveryConfig {
@@ -221,6 +231,12 @@ impl Config {
         }
         if orghooks_core::webhook::parse_max_in_flight(d.default_max_in_flight).is_err() {
             return invalid("delivery.default_max_in_flight must be between 1 and 256");
+        }
+        let r = &self.retention;
+        if r.period_secs == 0 || r.purge_interval_ms == 0 || r.purge_batch == 0 {
+            return invalid(
+                "retention: period_secs, purge_interval_ms and purge_batch must be at least 1",
+            );
         }
         if self.publish.max_payload_bytes == 0 || self.publish.max_batch_events == 0 {
             return invalid("publish: limits must be at least 1");

@@ -120,6 +120,40 @@ pub trait Store: Send + Sync + 'static {
     async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError>;
     /// Makes every pending delivery of `webhook` due now (its circuit closed).
     async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError>;
+    /// A webhook's deliveries, newest first, filtered.
+    async fn list_deliveries(
+        &self,
+        webhook: Uuid,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliverySummary>, StoreError>;
+    /// One delivery of a webhook with its attempts (`NotFound` otherwise).
+    async fn get_delivery(
+        &self,
+        webhook: Uuid,
+        delivery: Uuid,
+    ) -> Result<DeliveryDetail, StoreError>;
+    /// Sends a finished (succeeded or failed) delivery again: it is reset to
+    /// a fresh retry budget and leased to the caller, who sends it now.
+    /// `None` when it is already waiting to be sent (idempotent).
+    async fn redeliver(
+        &self,
+        webhook: Uuid,
+        delivery: Uuid,
+        now: i64,
+        lease: Lease,
+    ) -> Result<Option<DeliveryJob>, StoreError>;
+    /// Re-queues the webhook's failed deliveries created in `[since, until)`
+    /// with a fresh retry budget; answers how many.
+    async fn recover(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` events accepted before `cutoff` whose
+    /// deliveries are all finished, with their deliveries and attempts.
+    async fn purge(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError>;
     /// Frees every lease (single-node backends at start: any lease left is
     /// a dead process's). Answers how many deliveries were freed.
     async fn recover_leases(&self, now: i64) -> Result<u64, StoreError>;

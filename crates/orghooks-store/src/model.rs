@@ -254,6 +254,8 @@ pub struct DeliveryJob {
     /// Attempts already made.
     pub attempts: u32,
     pub is_test: bool,
+    /// Has a place in a per-book sequence: finishing it may unblock the next.
+    pub ordered: bool,
 }
 
 /// One HTTP request of a delivery, as recorded.
@@ -262,6 +264,8 @@ pub struct AttemptRecord {
     pub uuid: Uuid,
     pub started_at: i64,
     pub duration_ms: i64,
+    /// JSON object of the request headers, secrets masked.
+    pub request_headers: Option<String>,
     pub response_status: Option<u16>,
     /// JSON object of the response headers.
     pub response_headers: Option<String>,
@@ -296,4 +300,48 @@ pub struct Outcome {
     pub delivery_id: i64,
     pub attempt: Option<AttemptRecord>,
     pub settle: Settle,
+    /// The delivery has a place in a per-book sequence: once this is
+    /// written, the next one of its book may be claimable.
+    pub ordered: bool,
+}
+
+/// Which deliveries of a webhook to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event_name: Option<String>,
+    pub book_uuid: Option<String>,
+    /// Created at or after.
+    pub since: Option<i64>,
+    /// Created before.
+    pub until: Option<i64>,
+    /// Only deliveries older than this cursor (from the previous page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// A delivery as the log lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySummary {
+    /// The store's id: the pagination cursor.
+    pub id: i64,
+    pub uuid: Uuid,
+    pub webhook_uuid: Uuid,
+    pub event_uuid: Uuid,
+    pub event_name: String,
+    pub book_uuid: Option<String>,
+    pub status: DeliveryStatus,
+    pub is_test: bool,
+    pub attempts: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub next_attempt_at: i64,
+}
+
+/// One delivery with its payload and every attempt, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryDetail {
+    pub summary: DeliverySummary,
+    pub payload: String,
+    pub attempts: Vec<AttemptRecord>,
 }

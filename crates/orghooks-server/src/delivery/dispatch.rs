@@ -38,6 +38,7 @@ pub enum Sent {
 struct Circuit {
     consecutive_failures: u32,
     open: bool,
+    opened_at: i64,
     probe_in_flight: bool,
     next_probe_at: i64,
 }
@@ -116,6 +117,7 @@ impl Dispatcher {
             delivery_id: job.id,
             attempt,
             settle,
+            ordered: job.ordered,
         });
     }
 
@@ -259,6 +261,7 @@ impl Dispatcher {
                 circuit_event = self.attempted(&job, attempt, now);
             }
         }
+        let mut disable = None;
         if let Some(lane) = self.lanes.get_mut(&webhook)
             && !job.is_test
         {
@@ -282,11 +285,22 @@ impl Dispatcher {
                 }
                 Some(CircuitEvent::Failure { next_at }) => {
                     c.consecutive_failures += 1;
-                    if c.open {
+                    let disable_after = self.shared.config.circuit_disable_after_secs as i64 * 1000;
+                    if c.open && now - c.opened_at >= disable_after {
+                        // Open for too long: the receiver is gone for good.
+                        disable = Some(format!(
+                            "the receiver kept failing: its circuit was open from {} to {}",
+                            orghooks_core::clock::format_ms(c.opened_at),
+                            orghooks_core::clock::format_ms(now)
+                        ));
+                        *c = Circuit::default();
+                        self.shared.metrics.circuits_open.dec();
+                    } else if c.open {
                         c.next_probe_at = next_at;
                     } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold
                     {
                         c.open = true;
+                        c.opened_at = now;
                         c.next_probe_at = next_at;
                         self.shared.metrics.circuits_open.inc();
                         tracing::warn!(webhook_uuid = %webhook, failures = c.consecutive_failures,
@@ -295,6 +309,9 @@ impl Dispatcher {
                 }
                 None => {}
             }
+        }
+        if let Some(reason) = disable {
+            self.disable(webhook, reason);
         }
         self.pump(webhook);
         while self.in_flight_total < self.shared.config.max_in_flight_total {
@@ -318,6 +335,7 @@ impl Dispatcher {
             uuid: attempt.request_id,
             started_at: attempt.started_at_ms,
             duration_ms: attempt.duration.as_millis() as i64,
+            request_headers: attempt.request_headers.clone(),
             response_status: attempt.status,
             response_headers: attempt.headers.clone(),
             response_body: attempt.body.clone(),
@@ -340,22 +358,11 @@ impl Dispatcher {
         }
         let attempts_done = job.attempts + 1;
         if attempt.status == Some(410) {
-            tracing::warn!(webhook_uuid = %job.webhook_uuid, delivery_uuid = %job.uuid,
-                "receiver answered 410 Gone: disabling the webhook");
             self.settle(job, Some(record), Settle::Held);
-            let shared = self.shared.clone();
-            let webhook = job.webhook_uuid;
-            tokio::spawn(async move {
-                let reason = "the receiver answered 410 Gone".to_owned();
-                if let Err(e) = shared
-                    .store
-                    .disable_webhook(webhook, reason, shared.clock.now_ms())
-                    .await
-                {
-                    tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
-                }
-                shared.targets.invalidate(webhook);
-            });
+            self.disable(
+                job.webhook_uuid,
+                "the receiver answered 410 Gone".to_owned(),
+            );
             return None;
         }
         let retry_after = attempt
@@ -392,6 +399,29 @@ impl Dispatcher {
         };
         self.settle(job, Some(record), settle);
         Some(CircuitEvent::Failure { next_at })
+    }
+
+    /// Turns the webhook off (its pending deliveries are held).
+    fn disable(&self, webhook: Uuid, reason: String) {
+        tracing::warn!(webhook_uuid = %webhook, reason = %reason, "disabling the webhook");
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let now = shared.clock.now_ms();
+            if let Err(e) = shared.store.disable_webhook(webhook, reason, now).await {
+                tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
+            }
+            shared.targets.invalidate(webhook);
+        });
+    }
+
+    /// A webhook was changed by its admin: it starts with a closed circuit.
+    pub fn reset(&mut self, webhook: Uuid) {
+        if let Some(lane) = self.lanes.get_mut(&webhook) {
+            if lane.circuit.open {
+                self.shared.metrics.circuits_open.dec();
+            }
+            lane.circuit = Circuit::default();
+        }
     }
 
     /// Stops starting requests; queued deliveries go back to the store.

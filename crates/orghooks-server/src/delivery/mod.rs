@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::DeliveryConfig;
+use crate::config::{DeliveryConfig, RetentionConfig};
 use crate::metrics::Metrics;
 use dispatch::{Dispatcher, Sent};
 use sender::Sender;
@@ -37,6 +37,8 @@ const CLAIM_BATCH: usize = 1024;
 
 pub(crate) enum Msg {
     Jobs(Vec<DeliveryJob>),
+    /// A webhook changed through the API: reset its circuit.
+    Changed(Uuid),
     Done {
         job: DeliveryJob,
         probe: bool,
@@ -53,6 +55,7 @@ pub(crate) struct Shared {
     pub sender: Sender,
     pub schedule: Schedule,
     pub config: DeliveryConfig,
+    pub retention: RetentionConfig,
     pub metrics: Metrics,
     claim_wake: Notify,
 }
@@ -95,6 +98,7 @@ impl Engine {
         targets: Targets,
         sender: Sender,
         config: DeliveryConfig,
+        retention: RetentionConfig,
         metrics: Metrics,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -107,6 +111,7 @@ impl Engine {
             sender,
             schedule: config.schedule(),
             config,
+            retention,
             metrics,
             claim_wake: Notify::new(),
         });
@@ -136,6 +141,12 @@ impl Engine {
     /// look for deliveries it released (re-activation).
     pub fn webhook_changed(&self, webhook: Uuid) {
         self.shared.targets.invalidate(webhook);
+        let _ = self.tx.send(Msg::Changed(webhook));
+        self.shared.wake_claimer();
+    }
+
+    /// Looks for due deliveries now rather than at the next interval.
+    pub fn wake(&self) {
         self.shared.wake_claimer();
     }
 
@@ -167,12 +178,14 @@ impl Engine {
             load.clone(),
             shutdown.clone(),
         ));
+        let purger = tokio::spawn(purge(shared.clone(), shutdown.clone()));
         let mut dispatcher = Dispatcher::new(shared.clone(), self.tx.clone(), outcomes_tx);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
                     Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, *sent),
+                    Some(Msg::Changed(webhook)) => dispatcher.reset(webhook),
                     None => break,
                 },
                 _ = shutdown.cancelled() => break,
@@ -181,11 +194,13 @@ impl Engine {
         }
         dispatcher.stop();
         let _ = claimer.await;
+        let _ = purger.await;
         // Requests in flight end within the timeout; wait for their outcomes.
         while dispatcher.in_flight() > 0 {
             match rx.recv().await {
                 Some(Msg::Done { job, probe, sent }) => dispatcher.done(job, probe, *sent),
                 Some(Msg::Jobs(jobs)) => dispatcher.enqueue(jobs),
+                Some(Msg::Changed(_)) => {}
                 None => break,
             }
         }
@@ -276,6 +291,41 @@ async fn claim(
             _ = tokio::time::sleep(interval) => {}
             _ = shared.claim_wake.notified() => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Deletes events past the retention period, a small batch per commit.
+async fn purge(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let interval = Duration::from_millis(shared.retention.purge_interval_ms);
+    let period = shared.retention.period_secs as i64 * 1000;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let cutoff = shared.clock.now_ms() - period;
+        let mut purged = 0;
+        loop {
+            match shared
+                .store
+                .purge(cutoff, shared.retention.purge_batch)
+                .await
+            {
+                Ok(n) => {
+                    purged += n;
+                    if n < u64::from(shared.retention.purge_batch) || shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot purge old events");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::info!(events = purged, "purged events past the retention period");
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Sender {
 #[derive(Debug)]
 pub struct Attempt {
     pub request_id: Uuid,
+    /// The request's headers as sent, with Basic auth masked.
+    pub request_headers: Option<String>,
     pub started_at_ms: i64,
     pub duration: Duration,
     pub status: Option<u16>,
@@ -85,16 +87,21 @@ impl Sender {
     pub async fn send(&self, target: &Target, job: &DeliveryJob, now_ms: i64) -> Attempt {
         let request_id = Uuid::new_v4();
         let started = Instant::now();
+        let mut request_headers = None;
         let result = match self.request(target, job, request_id, now_ms) {
-            Ok(req) => tokio::time::timeout(self.timeout, self.exchange(req))
-                .await
-                .unwrap_or_else(|_| Err(format!("timed out after {}", human(self.timeout)))),
+            Ok(req) => {
+                request_headers = Some(masked_headers(req.headers()));
+                tokio::time::timeout(self.timeout, self.exchange(req))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("timed out after {}", human(self.timeout))))
+            }
             Err(e) => Err(e),
         };
         let duration = started.elapsed();
         match result {
             Ok(answer) => Attempt {
                 request_id,
+                request_headers,
                 started_at_ms: now_ms,
                 duration,
                 status: Some(answer.status),
@@ -105,6 +112,7 @@ impl Sender {
             },
             Err(error) => Attempt {
                 request_id,
+                request_headers,
                 started_at_ms: now_ms,
                 duration,
                 status: None,
@@ -219,6 +227,16 @@ fn parse_retry_after(v: &HeaderValue) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+/// The request headers for the attempt log: Basic auth carries the URL's
+/// password, so it is masked; signatures are not secret.
+fn masked_headers(headers: &hyper::HeaderMap) -> String {
+    let mut shown = headers.clone();
+    if shown.contains_key(AUTHORIZATION) {
+        shown.insert(AUTHORIZATION, HeaderValue::from_static("Basic ****"));
+    }
+    headers_json(&shown)
 }
 
 fn headers_json(headers: &hyper::HeaderMap) -> String {

@@ -60,6 +60,7 @@ pub enum ErrorCode {
     EventTypeUnknown,
     EventNotSubscribed,
     WebhookInactive,
+    RecoverWindow,
 }
 
 impl ErrorCode {
@@ -109,6 +110,7 @@ impl ErrorCode {
         Self::EventTypeUnknown,
         Self::EventNotSubscribed,
         Self::WebhookInactive,
+        Self::RecoverWindow,
     ];
 
     /// The number clients match on. Never change or reuse one.
@@ -149,6 +151,7 @@ impl ErrorCode {
             Self::SecretRequired => 2051,
             Self::SchemeSecretMismatch => 2052,
             Self::WebhookInactive => 3012,
+            Self::RecoverWindow => 3020,
             Self::EventNotSubscribed => 3011,
             Self::EventTypeUnknown => 3010,
             Self::BatchTooLarge => 3006,
@@ -206,6 +209,7 @@ impl ErrorCode {
             | Self::EventTypeUnknown
             | Self::EventNotSubscribed
             | Self::WebhookInactive
+            | Self::RecoverWindow
             | Self::SchemeSecretMismatch => StatusCode::BAD_REQUEST,
         }
     }
@@ -254,6 +258,9 @@ impl ErrorCode {
                 "signature_scheme: the webhook's current secret does not fit the new scheme"
             }
             Self::WebhookInactive => "webhook_uuid: the webhook is not active",
+            Self::RecoverWindow => {
+                "since/until: the recovery window must be ordered and at most 14 days"
+            }
             Self::EventNotSubscribed => {
                 "event_uuid: the webhook does not subscribe to this event type"
             }

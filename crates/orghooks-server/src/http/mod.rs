@@ -4,6 +4,7 @@
 //! being documented.
 
 pub mod catalog;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -38,6 +39,7 @@ use error::{ApiError, ErrorCode, ErrorEnvelope};
         (name = "auth", description = "OAuth2 client credentials"),
         (name = "webhooks", description = "An organization's webhooks (manager role)"),
         (name = "events", description = "The event catalog"),
+        (name = "deliveries", description = "A webhook's delivery log, redelivery and recovery (manager role)"),
         (name = "publish", description = "The platform publishes events (publisher tokens)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
@@ -98,6 +100,10 @@ fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(batch)
         .routes(routes!(events::publish))
         .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::get_delivery))
+        .routes(routes!(deliveries::redeliver))
+        .routes(routes!(deliveries::recover))
         .routes(routes!(oauth::token))
         .routes(routes!(webhooks::add_webhook))
         .routes(routes!(webhooks::list_webhooks))

@@ -25,6 +25,22 @@ const EXPECTED: &[(&str, &str)] = &[
         "/v1/account/settings/webhook/{webhook_uuid}/rotate-secret",
     ),
     ("POST", "/v1/account/settings/webhook/{webhook_uuid}/test"),
+    (
+        "GET",
+        "/v1/account/settings/webhook/{webhook_uuid}/deliveries",
+    ),
+    (
+        "GET",
+        "/v1/account/settings/webhook/{webhook_uuid}/delivery/{delivery_uuid}",
+    ),
+    (
+        "POST",
+        "/v1/account/settings/webhook/{webhook_uuid}/delivery/{delivery_uuid}/redeliver",
+    ),
+    (
+        "POST",
+        "/v1/account/settings/webhook/{webhook_uuid}/recover",
+    ),
     ("GET", "/v1/account/settings/webhook_events"),
     ("POST", "/v1/events"),
     ("POST", "/v1/events/batch"),
@@ -57,7 +73,9 @@ async fn every_served_route_is_documented_and_only_those() {
     assert_eq!(documented, expected);
     // Each documented route is really served: never the router's own 404/405.
     for (method, path) in &documented {
-        let path = path.replace("{webhook_uuid}", &uuid::Uuid::new_v4().to_string());
+        let path = path
+            .replace("{webhook_uuid}", &uuid::Uuid::new_v4().to_string())
+            .replace("{delivery_uuid}", &uuid::Uuid::new_v4().to_string());
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let (_, body) = app.call(method.clone(), &path, None, None).await;
         assert!(

@@ -53,45 +53,109 @@ pub(super) fn append_event(
     }
     let targets = subscribed_webhooks(conn, &org, &event.event_name)?;
     let event_id = insert_event(conn, event, &org, now, targets.len() as u32, false)?;
-    let deliveries = targets
-        .into_iter()
-        .map(|target| insert_delivery(conn, event, event_id, target, now, lease, false))
-        .collect::<Result<Vec<_>, _>>()?;
+    let delivery_count = targets.len() as u32;
+    let mut deliveries = Vec::with_capacity(targets.len());
+    for target in targets {
+        let place = match (&event.book_uuid, target.per_book) {
+            (Some(book), true) => {
+                let webhook = target.uuid.to_string();
+                let seq = next_book_seq(conn, &webhook, book)?;
+                let blocked = waits_for_earlier(conn, &webhook, book, seq)?;
+                Some((book.as_str(), seq, blocked))
+            }
+            _ => None,
+        };
+        let new = NewDelivery {
+            event,
+            event_id,
+            webhook: target.uuid,
+            max_in_flight: target.max_in_flight,
+            place,
+            is_test: false,
+        };
+        // A delivery that must wait for an earlier one of its book is left
+        // for the claimer; the others are leased and sent at once.
+        if let Some(job) = insert_delivery(conn, &new, now, lease)? {
+            deliveries.push(job);
+        }
+    }
     Ok(Ok(Appended {
         event_uuid: event.uuid,
-        delivery_count: deliveries.len() as u32,
+        delivery_count,
         deliveries,
         replayed: false,
     }))
 }
 
 /// The org's active webhooks subscribed to `event_name`, oldest first.
+/// A webhook an event fans out to.
+struct Target {
+    uuid: Uuid,
+    max_in_flight: u32,
+    per_book: bool,
+}
+
 fn subscribed_webhooks(
     conn: &Connection,
     org: &str,
     event_name: &str,
-) -> Result<Vec<(Uuid, u32)>, StoreError> {
+) -> Result<Vec<Target>, StoreError> {
     let mut s = conn
         .prepare_cached(
-            "SELECT uuid, event_names, max_in_flight FROM webhooks \
+            "SELECT uuid, event_names, max_in_flight, ordering FROM webhooks \
              WHERE org_uuid = ?1 AND deleted_at IS NULL AND is_active = 1 ORDER BY created_at, uuid",
         )
         .map_err(backend)?;
     let rows = s
         .query_map([org], |r| {
-            Ok((uuid_col(r, 0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
+            Ok((
+                uuid_col(r, 0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })
         .map_err(backend)?;
     let mut out = Vec::new();
     for row in rows {
-        let (uuid, names, max_in_flight) = row.map_err(backend)?;
+        let (uuid, names, max_in_flight, ordering) = row.map_err(backend)?;
         let names: Vec<String> =
             serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if names.iter().any(|n| n == event_name) {
-            out.push((uuid, max_in_flight));
+            out.push(Target {
+                uuid,
+                max_in_flight,
+                per_book: ordering == "per_book",
+            });
         }
     }
     Ok(out)
+}
+
+/// The next place in a (webhook, book) sequence.
+fn next_book_seq(conn: &Connection, webhook: &str, book: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO book_sequences (webhook_uuid, book_uuid, last_seq) VALUES (?1, ?2, 1) \
+         ON CONFLICT (webhook_uuid, book_uuid) DO UPDATE SET last_seq = last_seq + 1 \
+         RETURNING last_seq",
+    )
+    .and_then(|mut s| s.query_row(params![webhook, book], |r| r.get(0)))
+    .map_err(backend)
+}
+
+/// Whether an earlier delivery of the sequence is not finished yet.
+fn waits_for_earlier(
+    conn: &Connection,
+    webhook: &str,
+    book: &str,
+    seq: i64,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_uuid = ?1 AND book_uuid = ?2 \
+         AND book_seq < ?3 AND status IN ('pending', 'delivering', 'held'))",
+    )
+    .and_then(|mut s| s.query_row(params![webhook, book, seq], |r| r.get(0)))
+    .map_err(backend)
 }
 
 fn insert_event(
@@ -128,47 +192,66 @@ fn insert_event(
     .map_err(backend)
 }
 
+struct NewDelivery<'a> {
+    event: &'a NewEvent,
+    event_id: i64,
+    webhook: Uuid,
+    max_in_flight: u32,
+    /// Book, place in the sequence, and whether an earlier one is pending.
+    place: Option<(&'a str, i64, bool)>,
+    is_test: bool,
+}
+
+/// Inserts a delivery, leased unless it waits for an earlier one of its
+/// book; answers the job to send now, if any.
 fn insert_delivery(
     conn: &Connection,
-    event: &NewEvent,
-    event_id: i64,
-    (webhook, max_in_flight): (Uuid, u32),
+    new: &NewDelivery<'_>,
     now: i64,
     lease: &Lease,
-    is_test: bool,
-) -> Result<DeliveryJob, StoreError> {
+) -> Result<Option<DeliveryJob>, StoreError> {
     let uuid = Uuid::new_v4();
+    let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
+    let (status, owner, until) = if blocked {
+        ("pending", None, None)
+    } else {
+        ("delivering", Some(lease.owner.as_str()), Some(lease.until))
+    };
     let id = conn
         .prepare_cached(
             "INSERT INTO deliveries (uuid, event_id, webhook_uuid, status, is_test, attempts, \
-             next_attempt_at, lease_owner, lease_until, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, 'delivering', ?4, 0, ?5, ?6, ?7, ?5, ?5) RETURNING id",
+             next_attempt_at, lease_owner, lease_until, created_at, updated_at, book_uuid, book_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?6, ?6, ?9, ?10) RETURNING id",
         )
         .and_then(|mut s| {
             s.query_row(
                 params![
                     uuid.to_string(),
-                    event_id,
-                    webhook.to_string(),
-                    is_test,
+                    new.event_id,
+                    new.webhook.to_string(),
+                    status,
+                    new.is_test,
                     now,
-                    lease.owner,
-                    lease.until
+                    owner,
+                    until,
+                    new.place.map(|(book, _, _)| book),
+                    new.place.map(|(_, seq, _)| seq)
                 ],
                 |r| r.get(0),
             )
         })
         .map_err(backend)?;
-    Ok(DeliveryJob {
+    Ok((!blocked).then(|| DeliveryJob {
         id,
         uuid,
-        webhook_uuid: webhook,
-        max_in_flight,
-        event_uuid: event.uuid,
-        payload: event.payload.clone(),
+        webhook_uuid: new.webhook,
+        max_in_flight: new.max_in_flight,
+        event_uuid: new.event.uuid,
+        payload: new.event.payload.clone(),
         attempts: 0,
-        is_test,
-    })
+        is_test: new.is_test,
+        ordered: new.place.is_some(),
+    }))
 }
 
 pub(super) fn append_test(
@@ -189,15 +272,15 @@ pub(super) fn append_test(
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?;
     let event_id = insert_event(conn, event, &org, now, 1, true)?;
-    insert_delivery(
-        conn,
+    let new = NewDelivery {
         event,
         event_id,
-        (webhook, max_in_flight),
-        now,
-        lease,
-        true,
-    )
+        webhook,
+        max_in_flight,
+        place: None,
+        is_test: true,
+    };
+    Ok(insert_delivery(conn, &new, now, lease)?.expect("an unordered delivery is sent at once"))
 }
 
 pub(super) fn claim(
@@ -210,14 +293,18 @@ pub(super) fn claim(
         .prepare_cached(
             "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
              WHERE id IN ( \
-               SELECT id FROM (SELECT id, next_attempt_at AS due FROM deliveries \
+               SELECT id FROM (SELECT id, next_attempt_at AS due FROM deliveries d \
                                 WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                                AND (book_seq IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
+                                     WHERE p.webhook_uuid = d.webhook_uuid AND p.book_uuid = d.book_uuid \
+                                     AND p.book_seq < d.book_seq \
+                                     AND p.status IN ('pending', 'delivering', 'held'))) \
                                UNION ALL \
                                SELECT id, lease_until AS due FROM deliveries \
                                 WHERE status = 'delivering' AND lease_until <= ?3) \
                ORDER BY due LIMIT ?4) \
              RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test, \
-               (SELECT max_in_flight FROM webhooks w WHERE w.uuid = webhook_uuid)",
+               (SELECT max_in_flight FROM webhooks w WHERE w.uuid = webhook_uuid), book_seq",
         )
         .map_err(backend)?;
     let rows = s
@@ -230,6 +317,7 @@ pub(super) fn claim(
                 r.get::<_, u32>(4)?,
                 r.get::<_, bool>(5)?,
                 r.get::<_, Option<u32>>(6)?,
+                r.get::<_, Option<i64>>(7)?.is_some(),
             ))
         })
         .map_err(backend)?
@@ -237,7 +325,7 @@ pub(super) fn claim(
         .map_err(backend)?;
     let mut events: HashMap<i64, (Uuid, Arc<str>)> = HashMap::new();
     let mut jobs = Vec::with_capacity(rows.len());
-    for (id, uuid, webhook_uuid, event_id, attempts, is_test, max_in_flight) in rows {
+    for (id, uuid, webhook_uuid, event_id, attempts, is_test, max_in_flight, ordered) in rows {
         if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(event_id) {
             let (event_uuid, payload): (Uuid, String) = conn
                 .prepare_cached("SELECT uuid, payload FROM events WHERE id = ?1")
@@ -256,6 +344,7 @@ pub(super) fn claim(
             payload: payload.clone(),
             attempts,
             is_test,
+            ordered,
         });
     }
     jobs.sort_by_key(|j| j.id);
@@ -271,7 +360,8 @@ pub(super) fn complete(
         if let Some(a) = &outcome.attempt {
             conn.prepare_cached(
                 "INSERT INTO attempts (uuid, delivery_id, started_at, duration_ms, response_status, \
-                 response_headers, response_body, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 response_headers, response_body, error, request_headers) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -282,7 +372,8 @@ pub(super) fn complete(
                     a.response_status,
                     a.response_headers,
                     a.response_body,
-                    a.error
+                    a.error,
+                    a.request_headers
                 ])
             })
             .map_err(backend)?;

@@ -5,6 +5,7 @@
 //! an OS crash; `NORMAL` is an operator's choice (the server warns).
 
 mod delivery;
+mod log;
 mod readers;
 mod schema;
 mod writer;
@@ -699,6 +700,56 @@ impl Store for SqliteStore {
     async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError> {
         self.writer
             .submit(move |conn| delivery::release_deferred(conn, &webhook.to_string(), now))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook: Uuid,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliverySummary>, StoreError> {
+        self.readers
+            .read(move |conn| log::list(conn, webhook, &filter))
+            .await
+    }
+
+    async fn get_delivery(
+        &self,
+        webhook: Uuid,
+        delivery: Uuid,
+    ) -> Result<DeliveryDetail, StoreError> {
+        self.readers
+            .read(move |conn| log::get(conn, webhook, delivery))
+            .await
+    }
+
+    async fn redeliver(
+        &self,
+        webhook: Uuid,
+        delivery: Uuid,
+        now: i64,
+        lease: Lease,
+    ) -> Result<Option<DeliveryJob>, StoreError> {
+        self.writer
+            .submit(move |conn| log::redeliver(conn, webhook, delivery, now, &lease))
+            .await
+    }
+
+    async fn recover(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .submit(move |conn| log::recover(conn, webhook, since, until, now))
+            .await
+    }
+
+    async fn purge(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        self.writer
+            .submit(move |conn| log::purge(conn, cutoff, limit))
             .await
     }
 

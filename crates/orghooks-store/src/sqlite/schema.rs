@@ -97,12 +97,26 @@ CREATE TABLE deliveries (
     lease_owner      TEXT,
     lease_until      INTEGER,
     created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL
+    updated_at       INTEGER NOT NULL,
+    -- Per-book ordering: the delivery's place in its (webhook, book) sequence.
+    book_uuid        TEXT,
+    book_seq         INTEGER
 );
 CREATE UNIQUE INDEX deliveries_uuid ON deliveries(uuid);
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
 CREATE INDEX deliveries_webhook ON deliveries(webhook_uuid, status);
+CREATE INDEX deliveries_log ON deliveries(webhook_uuid, id);
+CREATE INDEX deliveries_event ON deliveries(event_id);
+CREATE INDEX deliveries_book ON deliveries(webhook_uuid, book_uuid, book_seq) WHERE book_seq IS NOT NULL;
+CREATE INDEX events_accepted ON events(accepted_at);
+
+CREATE TABLE book_sequences (
+    webhook_uuid  TEXT NOT NULL,
+    book_uuid     TEXT NOT NULL,
+    last_seq      INTEGER NOT NULL,
+    PRIMARY KEY (webhook_uuid, book_uuid)
+) WITHOUT ROWID;
 
 CREATE TABLE attempts (
     id                INTEGER PRIMARY KEY,
@@ -113,7 +127,8 @@ CREATE TABLE attempts (
     response_status   INTEGER,
     response_headers  TEXT,
     response_body     TEXT,
-    error             TEXT
+    error             TEXT,
+    request_headers   TEXT
 );
 CREATE INDEX attempts_delivery ON attempts(delivery_id);
 "#,
