@@ -38,7 +38,7 @@ fn all_event_names() -> Vec<String> {
         .collect()
 }
 
-fn verify_ocrolus(r: &Recorded, secret: &str) {
+pub fn verify_ocrolus(r: &Recorded, secret: &str) {
     let message = format!(
         "{}.{}.{}",
         r.header("Webhook-Timestamp"),

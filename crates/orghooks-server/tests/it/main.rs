@@ -4,6 +4,7 @@
 mod auth;
 mod delivery;
 mod helpers;
+mod log;
 mod openapi;
 mod publish;
 mod receiver;

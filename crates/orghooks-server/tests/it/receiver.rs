@@ -52,6 +52,11 @@ pub enum Behavior {
     },
     /// Never answer (until the receiver is dropped).
     Hang,
+    /// Answer 500 ("refused") to bodies containing this text, 200 to others.
+    FailWhenBodyHas(String),
+    /// Per book (payload `book_uuid`): fail or delay each try as `plan`
+    /// says, from the try number and a seed; see `Plan`.
+    Planned(Plan),
     /// Answer 307 pointing at this URL.
     Redirect(String),
     /// Answer this status after a pause.
@@ -164,6 +169,8 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let id_for_plan = id.clone();
+    let body_text = String::from_utf8_lossy(&body).into_owned();
     let tries = {
         let mut tries = inner.tries.lock().unwrap();
         let t = tries.entry(id).or_default();
@@ -192,6 +199,27 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             r
         }
         Behavior::FailFirst { .. } => StatusCode::OK.into_response(),
+        Behavior::FailWhenBodyHas(text) => {
+            if body_text.contains(&text) {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [("x-receiver", "test")],
+                    "refused",
+                )
+                    .into_response()
+            } else {
+                StatusCode::OK.into_response()
+            }
+        }
+        Behavior::Planned(plan) => {
+            let (fail, pause) = plan.decide(&id_for_plan, tries);
+            tokio::time::sleep(pause).await;
+            if fail {
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            } else {
+                StatusCode::OK.into_response()
+            }
+        }
         Behavior::Redirect(to) => {
             (StatusCode::TEMPORARY_REDIRECT, [("location", to)]).into_response()
         }
@@ -206,4 +234,27 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     };
     inner.in_flight.fetch_sub(1, Ordering::SeqCst);
     response
+}
+
+/// A seeded, reproducible schedule of failures and delays: each try of
+/// each delivery fails with probability `fail_percent` (never more than
+/// `max_failures` times per delivery) and pauses up to `max_pause`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub seed: u64,
+    pub fail_percent: u64,
+    pub max_failures: usize,
+    pub max_pause: Duration,
+}
+
+impl Plan {
+    fn decide(&self, webhook_id: &str, tries: usize) -> (bool, Duration) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.seed, webhook_id, tries).hash(&mut h);
+        let n = h.finish();
+        let fail = tries <= self.max_failures && n % 100 < self.fail_percent;
+        let pause_us = (n >> 8) % (self.max_pause.as_micros() as u64 + 1);
+        (fail, Duration::from_micros(pause_us))
+    }
 }
