@@ -104,6 +104,7 @@ impl App {
             d.clone(),
             config.retention.clone(),
             metrics.clone(),
+            true,
         );
         let state = AppState::new(
             store,

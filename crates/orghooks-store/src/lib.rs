@@ -9,6 +9,8 @@
 
 mod error;
 pub mod model;
+mod patch;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -94,21 +96,24 @@ pub trait Store: Send + Sync + 'static {
     /// active webhook of the account's org subscribed to it; the new
     /// deliveries are leased to `lease.owner`. Each event is judged on its
     /// own. With `wait = false` a full write queue answers `Busy` at once.
+    /// Without a lease (a node that does not deliver) the deliveries are
+    /// left for the claimers.
     async fn append_events(
         &self,
         events: Vec<NewEvent>,
         now: i64,
-        lease: Lease,
+        lease: Option<Lease>,
         wait: bool,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError>;
-    /// Appends a test event with one test delivery to `webhook`.
+    /// Appends a test event with one test delivery to `webhook`; the job is
+    /// returned when it was leased.
     async fn append_test_delivery(
         &self,
         webhook: Uuid,
         event: NewEvent,
         now: i64,
-        lease: Lease,
-    ) -> Result<DeliveryJob, StoreError>;
+        lease: Option<Lease>,
+    ) -> Result<(Uuid, Option<DeliveryJob>), StoreError>;
     /// Leases up to `limit` deliveries that are due, or whose lease expired.
     async fn claim_due(
         &self,
@@ -140,8 +145,8 @@ pub trait Store: Send + Sync + 'static {
         webhook: Uuid,
         delivery: Uuid,
         now: i64,
-        lease: Lease,
-    ) -> Result<Option<DeliveryJob>, StoreError>;
+        lease: Option<Lease>,
+    ) -> Result<Option<Redelivery>, StoreError>;
     /// Re-queues the webhook's failed deliveries created in `[since, until)`
     /// with a fresh retry budget; answers how many.
     async fn recover(

@@ -345,3 +345,12 @@ pub struct DeliveryDetail {
     pub payload: String,
     pub attempts: Vec<AttemptRecord>,
 }
+
+/// A finished delivery made due again by `redeliver`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redelivery {
+    /// Leased to the caller: send it now.
+    Leased(DeliveryJob),
+    /// Left for the claimers (the caller does not deliver).
+    Queued,
+}

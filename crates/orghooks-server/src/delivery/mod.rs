@@ -87,6 +87,8 @@ impl Shared {
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    /// Whether this node sends deliveries (roles `worker` and `all`).
+    delivers: bool,
     tx: mpsc::UnboundedSender<Msg>,
     rx: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Msg>>>>,
 }
@@ -100,6 +102,7 @@ impl Engine {
         config: DeliveryConfig,
         retention: RetentionConfig,
         metrics: Metrics,
+        delivers: bool,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let node_id = format!("node-{}", Uuid::new_v4().simple());
@@ -117,17 +120,19 @@ impl Engine {
         });
         Self {
             shared,
+            delivers,
             tx,
             rx: Arc::new(std::sync::Mutex::new(Some(rx))),
         }
     }
 
-    /// The lease for deliveries this node creates or claims now.
-    pub fn lease(&self) -> Lease {
-        Lease {
+    /// The lease for deliveries this node creates now; `None` on a node
+    /// that does not deliver (role `api`), whose deliveries the workers claim.
+    pub fn lease(&self) -> Option<Lease> {
+        self.delivers.then(|| Lease {
             owner: self.shared.node_id.clone(),
             until: self.shared.clock.now_ms() + self.shared.config.lease_ms as i64,
-        }
+        })
     }
 
     /// Hands freshly accepted (and leased) deliveries to the dispatcher.
@@ -153,6 +158,9 @@ impl Engine {
     /// Runs the dispatcher, the claimer and the completer until `shutdown`;
     /// then lets requests in flight finish and writes their outcomes.
     pub async fn run(self, shutdown: CancellationToken, recover_leases: bool) {
+        if !self.delivers {
+            return;
+        }
         let Some(mut rx) = self.rx.lock().expect("engine lock").take() else {
             return;
         };

@@ -10,7 +10,9 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use orghooks_core::clock::format_ms;
-use orghooks_store::{DeliveryDetail, DeliveryFilter, DeliveryStatus, DeliverySummary, StoreError};
+use orghooks_store::{
+    DeliveryDetail, DeliveryFilter, DeliveryStatus, DeliverySummary, Redelivery, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -404,10 +406,14 @@ pub async fn redeliver(
         .await
         .map_err(not_found)?;
     let status = match job {
-        Some(job) => {
+        Some(Redelivery::Leased(job)) => {
             state.engine().submit(vec![job]);
             tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery requested");
             DeliveryStatus::Delivering.as_str().to_owned()
+        }
+        Some(Redelivery::Queued) => {
+            tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery queued");
+            DeliveryStatus::Pending.as_str().to_owned()
         }
         None => {
             let detail = state

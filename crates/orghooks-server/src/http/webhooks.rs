@@ -531,7 +531,7 @@ pub async fn test_webhook(
         payload_hash: Sha256::digest(payload.as_bytes()).to_vec(),
         payload: payload.into(),
     };
-    let job = state
+    let (uuid, job) = state
         .store()
         .append_test_delivery(id, event, now, state.engine().lease())
         .await
@@ -539,8 +539,7 @@ pub async fn test_webhook(
             StoreError::NotFound => webhook_not_found(id),
             other => other.into(),
         })?;
-    let uuid = job.uuid;
-    state.engine().submit(vec![job]);
+    state.engine().submit(job.into_iter().collect());
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
     Ok(ok(TestDelivery { uuid }))
 }

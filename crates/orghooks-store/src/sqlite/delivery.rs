@@ -17,7 +17,7 @@ pub(super) fn append_event(
     conn: &Connection,
     event: &NewEvent,
     now: i64,
-    lease: &Lease,
+    lease: Option<&Lease>,
 ) -> Result<Result<Appended, AppendError>, StoreError> {
     let org: Option<String> = conn
         .prepare_cached("SELECT org_uuid FROM accounts WHERE uuid = ?1")
@@ -75,7 +75,7 @@ pub(super) fn append_event(
         };
         // A delivery that must wait for an earlier one of its book is left
         // for the claimer; the others are leased and sent at once.
-        if let Some(job) = insert_delivery(conn, &new, now, lease)? {
+        if let (_, Some(job)) = insert_delivery(conn, &new, now, lease)? {
             deliveries.push(job);
         }
     }
@@ -208,14 +208,13 @@ fn insert_delivery(
     conn: &Connection,
     new: &NewDelivery<'_>,
     now: i64,
-    lease: &Lease,
-) -> Result<Option<DeliveryJob>, StoreError> {
+    lease: Option<&Lease>,
+) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
     let uuid = Uuid::new_v4();
     let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
-    let (status, owner, until) = if blocked {
-        ("pending", None, None)
-    } else {
-        ("delivering", Some(lease.owner.as_str()), Some(lease.until))
+    let (status, owner, until) = match lease {
+        Some(lease) if !blocked => ("delivering", Some(lease.owner.as_str()), Some(lease.until)),
+        _ => ("pending", None, None),
     };
     let id = conn
         .prepare_cached(
@@ -241,7 +240,8 @@ fn insert_delivery(
             )
         })
         .map_err(backend)?;
-    Ok((!blocked).then(|| DeliveryJob {
+    let leased = owner.is_some();
+    Ok((uuid, leased.then(|| DeliveryJob {
         id,
         uuid,
         webhook_uuid: new.webhook,
@@ -251,7 +251,7 @@ fn insert_delivery(
         attempts: 0,
         is_test: new.is_test,
         ordered: new.place.is_some(),
-    }))
+    })))
 }
 
 pub(super) fn append_test(
@@ -259,8 +259,8 @@ pub(super) fn append_test(
     webhook: Uuid,
     event: &NewEvent,
     now: i64,
-    lease: &Lease,
-) -> Result<DeliveryJob, StoreError> {
+    lease: Option<&Lease>,
+) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
     let (org, max_in_flight): (String, u32) = conn
         .prepare_cached(
             "SELECT org_uuid, max_in_flight FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL",
@@ -280,7 +280,7 @@ pub(super) fn append_test(
         place: None,
         is_test: true,
     };
-    Ok(insert_delivery(conn, &new, now, lease)?.expect("an unordered delivery is sent at once"))
+    insert_delivery(conn, &new, now, lease)
 }
 
 pub(super) fn claim(

@@ -115,14 +115,23 @@ pub(super) fn redeliver(
     webhook: Uuid,
     delivery: Uuid,
     now: i64,
-    lease: &Lease,
-) -> Result<Option<DeliveryJob>, StoreError> {
+    lease: Option<&Lease>,
+) -> Result<Option<Redelivery>, StoreError> {
     let detail = get(conn, webhook, delivery)?;
     match detail.summary.status {
         DeliveryStatus::Succeeded | DeliveryStatus::Failed => {}
         // Already waiting to be sent (or the webhook is gone): nothing to do.
         _ => return Ok(None),
     }
+    let Some(lease) = lease else {
+        conn.prepare_cached(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?2, \
+             updated_at = ?2 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![detail.summary.id, now]))
+        .map_err(backend)?;
+        return Ok(Some(Redelivery::Queued));
+    };
     let (max_in_flight, ordered): (u32, bool) = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'delivering', attempts = 0, next_attempt_at = ?2, \
@@ -137,7 +146,7 @@ pub(super) fn redeliver(
             )
         })
         .map_err(backend)?;
-    Ok(Some(DeliveryJob {
+    Ok(Some(Redelivery::Leased(DeliveryJob {
         id: detail.summary.id,
         uuid: detail.summary.uuid,
         webhook_uuid: webhook,
@@ -147,7 +156,7 @@ pub(super) fn redeliver(
         attempts: 0,
         is_test: detail.summary.is_test,
         ordered,
-    }))
+    })))
 }
 
 pub(super) fn recover(

@@ -450,54 +450,10 @@ impl Store for SqliteStore {
         self.writer
             .submit(move |conn| {
                 let mut w = live_webhook(conn, org, webhook)?;
-                if let Some((url, password)) = patch.url {
-                    w.url = url;
-                    w.url_password_sealed = password;
+                if let Some(active) = patch.is_active.filter(|a| *a != w.is_active) {
+                    delivery::hold_or_release(conn, &w.uuid.to_string(), active, patch.updated_at)?;
                 }
-                if let Some(d) = patch.description {
-                    w.description = Some(d);
-                }
-                if let Some(active) = patch.is_active {
-                    if active != w.is_active {
-                        delivery::hold_or_release(
-                            conn,
-                            &w.uuid.to_string(),
-                            active,
-                            patch.updated_at,
-                        )?;
-                    }
-                    w.is_active = active;
-                    if active {
-                        w.disabled_reason = None;
-                        w.disabled_at = None;
-                    }
-                }
-                if let Some(names) = patch.event_names {
-                    w.event_names = names;
-                }
-                if let Some(s) = patch.signature_scheme {
-                    w.signature_scheme = s;
-                }
-                if let Some(o) = patch.ordering {
-                    w.ordering = o;
-                }
-                if let Some(n) = patch.max_in_flight {
-                    w.max_in_flight = n;
-                }
-                if let Some(s) = patch.secret_sealed {
-                    let replaced = w.secret_sealed.replace(s);
-                    match (replaced, patch.keep_previous_secret_until) {
-                        (Some(old), Some(until)) => {
-                            w.previous_secret_sealed = Some(old);
-                            w.previous_secret_until = Some(until);
-                        }
-                        _ => {
-                            w.previous_secret_sealed = None;
-                            w.previous_secret_until = None;
-                        }
-                    }
-                }
-                w.updated_at = patch.updated_at;
+                crate::patch::apply(&mut w, patch);
                 conn.prepare_cached(
                     "UPDATE webhooks SET url = ?2, url_password_sealed = ?3, description = ?4, \
                      is_active = ?5, event_names = ?6, secret_sealed = ?7, signature_scheme = ?8, \
@@ -652,13 +608,13 @@ impl Store for SqliteStore {
         &self,
         events: Vec<NewEvent>,
         now: i64,
-        lease: Lease,
+        lease: Option<Lease>,
         wait: bool,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let job = move |conn: &Connection| {
             events
                 .iter()
-                .map(|e| delivery::append_event(conn, e, now, &lease))
+                .map(|e| delivery::append_event(conn, e, now, lease.as_ref()))
                 .collect::<Result<Vec<_>, _>>()
         };
         if wait {
@@ -673,10 +629,10 @@ impl Store for SqliteStore {
         webhook: Uuid,
         event: NewEvent,
         now: i64,
-        lease: Lease,
-    ) -> Result<DeliveryJob, StoreError> {
+        lease: Option<Lease>,
+    ) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
         self.writer
-            .submit(move |conn| delivery::append_test(conn, webhook, &event, now, &lease))
+            .submit(move |conn| delivery::append_test(conn, webhook, &event, now, lease.as_ref()))
             .await
     }
 
@@ -728,10 +684,10 @@ impl Store for SqliteStore {
         webhook: Uuid,
         delivery: Uuid,
         now: i64,
-        lease: Lease,
-    ) -> Result<Option<DeliveryJob>, StoreError> {
+        lease: Option<Lease>,
+    ) -> Result<Option<Redelivery>, StoreError> {
         self.writer
-            .submit(move |conn| log::redeliver(conn, webhook, delivery, now, &lease))
+            .submit(move |conn| log::redeliver(conn, webhook, delivery, now, lease.as_ref()))
             .await
     }
 

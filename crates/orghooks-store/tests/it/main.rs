@@ -2,4 +2,5 @@
 //! same checks; each test gets a fresh database.
 
 mod conformance;
+mod postgres;
 mod sqlite;
