@@ -28,9 +28,9 @@ pub struct CreatedAccount {
 }
 
 impl Admin {
-    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         Ok(Self {
-            store: data_dir::open_store(config)?,
+            store: data_dir::open_store(config).await?,
             clock,
         })
     }

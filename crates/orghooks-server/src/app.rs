@@ -25,7 +25,8 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
-    _lock: DirLock,
+    /// Held for SQLite: one `serve` per data folder.
+    lock: Option<DirLock>,
 }
 
 /// What the app reads the world through; tests replace both.
@@ -63,7 +64,11 @@ impl App {
     /// picks a free port). Every failure is returned, never a panic.
     pub async fn build(config: Config, deps: Deps) -> anyhow::Result<Self> {
         let clock = deps.clock;
-        let lock = data_dir::lock(&config.storage.data_dir)?;
+        let lock = if config.storage.is_postgres() {
+            None
+        } else {
+            Some(data_dir::lock(&config.storage.data_dir)?)
+        };
         if !config.storage.sqlite_synchronous_full {
             tracing::warn!(
                 "storage.sqlite_synchronous_full = false: commits may be lost on power failure or OS crash"
@@ -71,7 +76,7 @@ impl App {
         }
         let keyring = data_dir::keyring(&config)?;
         let catalog = load_catalog(&config)?;
-        let store = data_dir::open_store(&config)?;
+        let store = data_dir::open_store(&config).await?;
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
@@ -104,7 +109,7 @@ impl App {
             d.clone(),
             config.retention.clone(),
             metrics.clone(),
-            true,
+            config.node.role.delivers(),
         );
         let state = AppState::new(
             store,
@@ -121,7 +126,7 @@ impl App {
             listener,
             router,
             state,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -138,10 +143,18 @@ impl App {
     /// Serves and delivers until `shutdown` is cancelled, then lets
     /// in-flight requests and deliveries finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // The data folder lock guarantees no other process sends from this
-        // database, so every lease left is a dead run's: resume them now.
-        let engine = tokio::spawn(self.state.engine().clone().run(shutdown.clone(), true));
-        tracing::info!(addr = %self.local_addr(), "orghooks listening");
+        // With SQLite the data folder lock guarantees no other process sends
+        // from this database, so every lease left is a dead run's: resume
+        // them now. Nodes sharing PostgreSQL wait for leases to expire.
+        let single_node = self.lock.is_some();
+        let engine = tokio::spawn(
+            self.state
+                .engine()
+                .clone()
+                .run(shutdown.clone(), single_node),
+        );
+        let role = self.state.config().node.role;
+        tracing::info!(addr = %self.local_addr(), role = ?role, "orghooks listening");
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

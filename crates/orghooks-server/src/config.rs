@@ -18,6 +18,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
+    pub node: NodeConfig,
     pub auth: AuthConfig,
     pub webhooks: WebhooksConfig,
     pub publish: PublishConfig,
@@ -43,6 +44,41 @@ pub struct StorageConfig {
     pub sqlite_synchronous_full: bool,
     pub sqlite_readers: usize,
     pub write_queue: usize,
+    pub postgres_pool_size: usize,
+}
+
+impl StorageConfig {
+    pub fn is_postgres(&self) -> bool {
+        !self.database_url.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub role: NodeRole,
+}
+
+/// What a node does (SPEC §7).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Serve the API and deliver.
+    All,
+    /// Serve the API only; workers send what it accepts.
+    Api,
+    /// Deliver only.
+    Worker,
+}
+
+impl NodeRole {
+    pub fn serves_api(self) -> bool {
+        self != Self::Worker
+    }
+
+    pub fn delivers(self) -> bool {
+        self != Self::Api
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -141,6 +177,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<NodeRole>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +216,9 @@ impl Config {
         }
         if !storage.is_empty() {
             flags.insert("storage".into(), storage.into());
+        }
+        if let Some(role) = overrides.role {
+            flags.insert("node".into(), serde_json::json!({ "role": role }));
         }
         figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flags)));
         let config: Config = figment
@@ -241,10 +282,22 @@ impl Config {
         if self.publish.max_payload_bytes == 0 || self.publish.max_batch_events == 0 {
             return invalid("publish: limits must be at least 1");
         }
-        if !self.storage.database_url.is_empty() {
-            return invalid(
-                "storage.database_url: PostgreSQL is not available in this build yet; leave it empty to use SQLite",
-            );
+        if self.storage.is_postgres() {
+            if !self.storage.database_url.starts_with("postgres://")
+                && !self.storage.database_url.starts_with("postgresql://")
+            {
+                return invalid("storage.database_url must start with postgres://");
+            }
+            if self.security.encryption_keys.is_empty() {
+                return invalid(
+                    "security.encryption_keys is required with PostgreSQL: every node must seal and open secrets with the same keys",
+                );
+            }
+            if self.storage.postgres_pool_size == 0 {
+                return invalid("storage.postgres_pool_size must be at least 1");
+            }
+        } else if self.node.role != NodeRole::All {
+            return invalid("node.role: only \"all\" with SQLite (one node per data folder)");
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The data folder of an embedded deployment: the SQLite database, the lock
-//! that keeps a second `serve` out, and the generated encryption key.
+//! Where the data is: the data folder of an embedded deployment (the SQLite
+//! database, the lock that keeps a second `serve` out, the generated
+//! encryption key), or the PostgreSQL database that nodes share.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use orghooks_core::sealing::Keyring;
 use orghooks_store::Store;
+use orghooks_store::postgres::{PgOptions, PgStore};
 use orghooks_store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::Config;
@@ -102,8 +104,18 @@ fn write_new_key_file(path: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the configured store (SQLite in the data folder).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured store: PostgreSQL when `storage.database_url` is
+/// set (migrating it), else SQLite in the data folder.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.storage.is_postgres() {
+        let options = PgOptions {
+            pool_size: config.storage.postgres_pool_size,
+        };
+        let store = PgStore::open(&config.storage.database_url, &options)
+            .await
+            .context("cannot open the PostgreSQL database (storage.database_url)")?;
+        return Ok(Arc::new(store));
+    }
     let dir = &config.storage.data_dir;
     ensure_dir(dir)?;
     let options = SqliteOptions {

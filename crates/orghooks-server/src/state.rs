@@ -59,6 +59,11 @@ impl AppState {
         &*self.0.store
     }
 
+    /// A shared handle on the store, for tasks that outlive a request.
+    pub fn store_handle(&self) -> Arc<dyn Store> {
+        self.0.store.clone()
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.0.catalog
     }

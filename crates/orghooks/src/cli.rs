@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use orghooks_core::SystemClock;
 use orghooks_server::admin::{self, Admin};
+use orghooks_server::config::NodeRole;
 use orghooks_server::{App, Config, Overrides};
 use orghooks_store::Role;
 use serde_json::json;
@@ -46,7 +47,12 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// all (default), api (accept only) or worker (deliver only).
+        #[arg(long, value_enum)]
+        role: Option<NodeRole>,
     },
+    /// Create or upgrade the database schema, then exit (`serve` does it too).
+    Migrate,
     /// Operator commands: organizations, API accounts, publisher tokens.
     Admin {
         /// Print one JSON object instead of text.
@@ -130,20 +136,26 @@ enum AccountCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        Command::Admin { .. } => None,
+    let (listen, role) = match &cli.command {
+        Command::Serve { listen, role } => (*listen, *role),
+        _ => (None, None),
     };
     let overrides = Overrides {
         listen,
         data_dir: cli.store.data_dir.clone(),
         database_url: cli.store.database_url.clone(),
+        role,
     };
     let config = Config::load(cli.store.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve { .. } => serve(config).await,
+        Command::Migrate => {
+            orghooks_server::data_dir::open_store(&config).await?;
+            println!("the database schema is up to date");
+            Ok(())
+        }
         Command::Admin { json, command } => {
-            let admin = Admin::open(&config, Arc::new(SystemClock))?;
+            let admin = Admin::open(&config, Arc::new(SystemClock)).await?;
             run_admin(&admin, command, json).await
         }
     }

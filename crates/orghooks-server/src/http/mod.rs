@@ -90,13 +90,22 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// What every node serves, whatever its role.
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi_json))
+}
+
 /// Every route with its documentation, before state and layers. The batch
 /// publish route has its own, larger body limit.
 fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     let batch = OpenApiRouter::new()
         .routes(routes!(events::publish_batch))
         .layer(DefaultBodyLimit::max(max_batch_bytes));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    operations_routes()
         .merge(batch)
         .routes(routes!(events::publish))
         .routes(routes!(webhooks::test_webhook))
@@ -113,10 +122,6 @@ fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::webhook_events))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(catalog::list_event_types))
-        .routes(routes!(health::live))
-        .routes(routes!(health::ready))
-        .routes(routes!(health::metrics))
-        .routes(routes!(openapi_json))
 }
 
 /// The OpenAPI document of every route the router serves.

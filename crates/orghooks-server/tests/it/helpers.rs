@@ -3,17 +3,21 @@
 
 use std::sync::Arc;
 
+use orghooks_core::sealing::Keyring;
 use orghooks_core::{Clock, ManualClock, SystemClock};
 use orghooks_server::admin::Admin;
 use orghooks_server::delivery::resolver::{BoxFuture, Resolve};
 use orghooks_server::{App, Config, Deps};
 use orghooks_store::Role;
+use orghooks_store::postgres::scratch::ScratchDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub struct TestApp {
+    /// The PostgreSQL database of this app, when the suite runs on it.
+    pub database: Option<Arc<ScratchDatabase>>,
     pub base: String,
     pub client: reqwest::Client,
     /// Moves time for apps started with a manual clock (not delivering ones).
@@ -21,6 +25,7 @@ pub struct TestApp {
     pub resolver: TestResolver,
     deps: Deps,
     pub admin: Admin,
+    store: Arc<dyn orghooks_store::Store>,
     pub config: Config,
     pub dir: Arc<tempfile::TempDir>,
     shutdown: CancellationToken,
@@ -73,20 +78,49 @@ pub async fn spawn_delivering(adjust: impl FnOnce(&mut Config)) -> TestApp {
     .await
 }
 
+/// The backend this run of the suite uses: `ORGHOOKS_TEST_BACKEND=postgres`
+/// runs every test on its own fresh PostgreSQL database.
+pub fn on_postgres() -> bool {
+    std::env::var("ORGHOOKS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// An app on SQLite whatever the suite's backend: for what only SQLite has.
+pub async fn spawn_sqlite_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let clock = ManualClock::starting_now();
+    spawn_backend(adjust, Arc::new(clock.clone()), clock, false).await
+}
+
 async fn spawn_on(
     adjust: impl FnOnce(&mut Config),
     clock: Arc<dyn Clock>,
     manual: ManualClock,
 ) -> TestApp {
+    spawn_backend(adjust, clock, manual, on_postgres()).await
+}
+
+async fn spawn_backend(
+    adjust: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+    manual: ManualClock,
+    postgres: bool,
+) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut config = test_config(dir.path());
+    let database = if postgres {
+        let db = ScratchDatabase::create().await;
+        config.storage.database_url = db.url.clone();
+        config.security.encryption_keys = vec![Keyring::generate_spec("k1")];
+        Some(Arc::new(db))
+    } else {
+        None
+    };
     adjust(&mut config);
     let resolver = TestResolver::default();
     let deps = Deps {
         clock,
         resolver: Arc::new(resolver.clone()),
     };
-    start(config, dir, deps, manual, resolver).await
+    start(config, dir, deps, manual, resolver, database).await
 }
 
 async fn start(
@@ -95,13 +129,17 @@ async fn start(
     deps: Deps,
     clock: ManualClock,
     resolver: TestResolver,
+    database: Option<Arc<ScratchDatabase>>,
 ) -> TestApp {
     let app = App::build(config.clone(), deps.clone()).await.unwrap();
     let base = format!("http://{}", app.local_addr());
+    let store = app.state().store_handle();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let admin = Admin::open(&config, deps.clock.clone()).unwrap();
+    let admin = Admin::open(&config, deps.clock.clone()).await.unwrap();
     TestApp {
+        store,
+        database,
         base,
         client: reqwest::Client::new(),
         clock,
@@ -116,6 +154,11 @@ async fn start(
 }
 
 impl TestApp {
+    /// The app's store, to look at what it holds.
+    pub fn admin_store(&self) -> &dyn orghooks_store::Store {
+        &*self.store
+    }
+
     /// Stops the server (waiting for it to let go of the data folder) and
     /// starts a new one on the same data.
     pub async fn restart(mut self) -> TestApp {
@@ -123,8 +166,9 @@ impl TestApp {
         self.server.take().unwrap().await.unwrap().unwrap();
         let (config, dir, clock) = (self.config.clone(), self.dir.clone(), self.clock.clone());
         let (deps, resolver) = (self.deps.clone(), self.resolver.clone());
+        let database = self.database.clone();
         drop(self);
-        start(config, dir, deps, clock, resolver).await
+        start(config, dir, deps, clock, resolver, database).await
     }
 
     /// One request; answers the status and the JSON body (Null if empty).

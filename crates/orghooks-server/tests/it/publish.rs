@@ -292,10 +292,11 @@ async fn batch_bodies_may_exceed_the_general_limit() {
 }
 
 /// While another process holds the database's write lock, a full write
-/// queue answers 503 with Retry-After instead of buffering.
+/// queue answers 503 with Retry-After instead of buffering (SQLite's
+/// single writer; PostgreSQL has no such queue).
 #[tokio::test]
 async fn a_full_write_queue_pushes_back() {
-    let app = spawn_with(|c| c.storage.write_queue = 1).await;
+    let app = crate::helpers::spawn_sqlite_with(|c| c.storage.write_queue = 1).await;
     let t = app.tenant().await;
     let p = app.publisher_token().await;
     let blocker = rusqlite::Connection::open(app.dir.path().join("orghooks.db")).unwrap();

@@ -20,7 +20,10 @@ pub(super) async fn append_event(
     lease: Option<&Lease>,
 ) -> Result<Result<Appended, AppendError>, StoreError> {
     let Some(org) = tx
-        .query_opt("SELECT org_uuid FROM accounts WHERE uuid = $1", &[&event.account_uuid])
+        .query_opt(
+            "SELECT org_uuid FROM accounts WHERE uuid = $1",
+            &[&event.account_uuid],
+        )
         .await
         .map_err(pg)?
     else {
@@ -130,9 +133,12 @@ pub(super) async fn append_event(
             deliveries.push(job);
         }
     }
-    tx.execute("UPDATE events SET delivery_count = $2 WHERE id = $1", &[&event_id, &count])
-        .await
-        .map_err(pg)?;
+    tx.execute(
+        "UPDATE events SET delivery_count = $2 WHERE id = $1",
+        &[&event_id, &count],
+    )
+    .await
+    .map_err(pg)?;
     Ok(Ok(Appended {
         event_uuid: event.uuid,
         delivery_count: count as u32,
@@ -276,7 +282,10 @@ pub(super) async fn claim(
         let event_id: i64 = r.get("event_id");
         if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(event_id) {
             let e = client
-                .query_one("SELECT uuid, payload FROM events WHERE id = $1", &[&event_id])
+                .query_one(
+                    "SELECT uuid, payload FROM events WHERE id = $1",
+                    &[&event_id],
+                )
                 .await
                 .map_err(pg)?;
             let payload: String = e.get(1);
@@ -302,7 +311,11 @@ pub(super) async fn claim(
     Ok(jobs)
 }
 
-pub(super) async fn complete(tx: &Transaction<'_>, outcomes: &[Outcome], now: i64) -> Result<(), StoreError> {
+pub(super) async fn complete(
+    tx: &Transaction<'_>,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<(), StoreError> {
     for outcome in outcomes {
         if let Some(a) = &outcome.attempt {
             tx.execute(
@@ -337,7 +350,13 @@ pub(super) async fn complete(tx: &Transaction<'_>, outcomes: &[Outcome], now: i6
             "UPDATE deliveries SET status = $2, next_attempt_at = $3, attempts = attempts + $4, \
              lease_owner = NULL, lease_until = NULL, updated_at = $5 \
              WHERE id = $1 AND status = 'delivering'",
-            &[&outcome.delivery_id, &status.as_str(), &due, &attempted, &now],
+            &[
+                &outcome.delivery_id,
+                &status.as_str(),
+                &due,
+                &attempted,
+                &now,
+            ],
         )
         .await
         .map_err(pg)?;
@@ -470,7 +489,10 @@ pub(super) async fn redeliver(
     lease: Option<&Lease>,
 ) -> Result<Option<Redelivery>, StoreError> {
     let detail = get(tx, webhook, delivery).await?;
-    if !matches!(detail.summary.status, DeliveryStatus::Succeeded | DeliveryStatus::Failed) {
+    if !matches!(
+        detail.summary.status,
+        DeliveryStatus::Succeeded | DeliveryStatus::Failed
+    ) {
         return Ok(None);
     }
     let Some(lease) = lease else {
@@ -510,7 +532,11 @@ pub(super) async fn redeliver(
     })))
 }
 
-pub(super) async fn purge(tx: &Transaction<'_>, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+pub(super) async fn purge(
+    tx: &Transaction<'_>,
+    cutoff: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
     let ids: Vec<i64> = tx
         .query(
             "SELECT id FROM events e WHERE accepted_at < $1 AND NOT EXISTS \

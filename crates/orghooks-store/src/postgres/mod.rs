@@ -130,7 +130,8 @@ fn webhook_row(r: &Row) -> Result<Webhook, StoreError> {
         url_password_sealed: r.get("url_password_sealed"),
         description: r.get("description"),
         is_active: r.get("is_active"),
-        event_names: serde_json::from_str(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        event_names: serde_json::from_str(&events)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         secret_sealed: r.get("secret_sealed"),
         previous_secret_sealed: r.get("previous_secret_sealed"),
         previous_secret_until: r.get("previous_secret_until"),
@@ -180,7 +181,10 @@ impl Store for PgStore {
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT uuid, name, created_at FROM orgs ORDER BY created_at, uuid", &[])
+            .query(
+                "SELECT uuid, name, created_at FROM orgs ORDER BY created_at, uuid",
+                &[],
+            )
             .await
             .map_err(pg)?;
         Ok(rows.iter().map(org_row).collect())
@@ -189,7 +193,10 @@ impl Store for PgStore {
     async fn create_account(&self, a: NewAccount) -> Result<Account, StoreError> {
         let client = self.client().await?;
         let exists: bool = client
-            .query_one("SELECT EXISTS (SELECT 1 FROM orgs WHERE uuid = $1)", &[&a.org_uuid])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM orgs WHERE uuid = $1)",
+                &[&a.org_uuid],
+            )
             .await
             .map_err(pg)?
             .get(0);
@@ -230,11 +237,17 @@ impl Store for PgStore {
         Ok(rows.iter().map(account_row).collect())
     }
 
-    async fn set_account_disabled(&self, account: Uuid, at: Option<i64>) -> Result<Account, StoreError> {
+    async fn set_account_disabled(
+        &self,
+        account: Uuid,
+        at: Option<i64>,
+    ) -> Result<Account, StoreError> {
         let client = self.client().await?;
         client
             .query_opt(
-                &format!("UPDATE accounts SET disabled_at = $2 WHERE uuid = $1 RETURNING {ACCOUNT_COLS}"),
+                &format!(
+                    "UPDATE accounts SET disabled_at = $2 WHERE uuid = $1 RETURNING {ACCOUNT_COLS}"
+                ),
                 &[&account, &at],
             )
             .await
@@ -243,11 +256,16 @@ impl Store for PgStore {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn account_by_client_id(&self, client_id: &str) -> Result<Option<AccountCredentials>, StoreError> {
+    async fn account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<AccountCredentials>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {ACCOUNT_COLS}, client_secret_hash FROM accounts WHERE client_id = $1"),
+                &format!(
+                    "SELECT {ACCOUNT_COLS}, client_secret_hash FROM accounts WHERE client_id = $1"
+                ),
                 &[&client_id],
             )
             .await
@@ -297,9 +315,12 @@ impl Store for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // The org's row lock serialises adds, so the limit holds.
-        tx.execute("SELECT 1 FROM orgs WHERE uuid = $1 FOR UPDATE", &[&w.org_uuid])
-            .await
-            .map_err(pg)?;
+        tx.execute(
+            "SELECT 1 FROM orgs WHERE uuid = $1 FOR UPDATE",
+            &[&w.org_uuid],
+        )
+        .await
+        .map_err(pg)?;
         let live: i64 = tx
             .query_one(
                 "SELECT count(*) FROM webhooks WHERE org_uuid = $1 AND deleted_at IS NULL",
@@ -370,7 +391,12 @@ impl Store for PgStore {
         webhook_row(&row)
     }
 
-    async fn update_webhook(&self, org: Uuid, webhook: Uuid, patch: WebhookPatch) -> Result<Webhook, StoreError> {
+    async fn update_webhook(
+        &self,
+        org: Uuid,
+        webhook: Uuid,
+        patch: WebhookPatch,
+    ) -> Result<Webhook, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let row = tx
@@ -450,7 +476,9 @@ impl Store for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE uuid = $1 AND deleted_at IS NULL"),
+                &format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE uuid = $1 AND deleted_at IS NULL"
+                ),
                 &[&webhook],
             )
             .await
@@ -458,7 +486,12 @@ impl Store for PgStore {
         row.as_ref().map(webhook_row).transpose()
     }
 
-    async fn disable_webhook(&self, webhook: Uuid, reason: String, at: i64) -> Result<(), StoreError> {
+    async fn disable_webhook(
+        &self,
+        webhook: Uuid,
+        reason: String,
+        at: i64,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let n = tx
@@ -475,7 +508,10 @@ impl Store for PgStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn create_publisher_token(&self, t: NewPublisherToken) -> Result<PublisherToken, StoreError> {
+    async fn create_publisher_token(
+        &self,
+        t: NewPublisherToken,
+    ) -> Result<PublisherToken, StoreError> {
         let client = self.client().await?;
         client
             .execute(
@@ -504,7 +540,11 @@ impl Store for PgStore {
         Ok(rows.iter().map(publisher_row).collect())
     }
 
-    async fn revoke_publisher_token(&self, token: Uuid, at: i64) -> Result<PublisherToken, StoreError> {
+    async fn revoke_publisher_token(
+        &self,
+        token: Uuid,
+        at: i64,
+    ) -> Result<PublisherToken, StoreError> {
         let client = self.client().await?;
         client
             .query_opt(
@@ -563,7 +603,12 @@ impl Store for PgStore {
         Ok(answer)
     }
 
-    async fn claim_due(&self, now: i64, lease: Lease, limit: u32) -> Result<Vec<DeliveryJob>, StoreError> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease: Lease,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
         let client = self.client().await?;
         delivery::claim(&client, now, &lease, limit).await
     }
@@ -588,12 +633,20 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn list_deliveries(&self, webhook: Uuid, filter: DeliveryFilter) -> Result<Vec<DeliverySummary>, StoreError> {
+    async fn list_deliveries(
+        &self,
+        webhook: Uuid,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliverySummary>, StoreError> {
         let client = self.client().await?;
         delivery::list(&client, webhook, &filter).await
     }
 
-    async fn get_delivery(&self, webhook: Uuid, delivery: Uuid) -> Result<DeliveryDetail, StoreError> {
+    async fn get_delivery(
+        &self,
+        webhook: Uuid,
+        delivery: Uuid,
+    ) -> Result<DeliveryDetail, StoreError> {
         let client = self.client().await?;
         delivery::get(&client, webhook, delivery).await
     }
@@ -612,7 +665,13 @@ impl Store for PgStore {
         Ok(answer)
     }
 
-    async fn recover(&self, webhook: Uuid, since: i64, until: i64, now: i64) -> Result<u64, StoreError> {
+    async fn recover(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let client = self.client().await?;
         client
             .execute(

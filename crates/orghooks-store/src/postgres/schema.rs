@@ -145,7 +145,10 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     .await
     .map_err(pg)?;
     let version: i32 = tx
-        .query_one("SELECT coalesce(max(version), 0) FROM orghooks_migrations", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM orghooks_migrations",
+            &[],
+        )
         .await
         .map_err(pg)?
         .get(0);
@@ -158,9 +161,12 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.batch_execute(sql).await.map_err(pg)?;
-        tx.execute("INSERT INTO orghooks_migrations (version) VALUES ($1)", &[&(i as i32 + 1)])
-            .await
-            .map_err(pg)?;
+        tx.execute(
+            "INSERT INTO orghooks_migrations (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(pg)?;
     }
     tx.commit().await.map_err(pg)
 }

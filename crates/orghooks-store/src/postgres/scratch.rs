@@ -39,12 +39,15 @@ impl ScratchDatabase {
     /// server cannot be reached (tests must not skip silently).
     pub async fn create() -> Self {
         let admin = admin_url();
-        let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL tests need a server: cannot connect to {admin} ({e}). \
+        let (client, connection) =
+            tokio_postgres::connect(&admin, NoTls)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL tests need a server: cannot connect to {admin} ({e}). \
                  Set ORGHOOKS_TEST_DATABASE_URL or run the README's test command, which starts one."
-            )
-        });
+                    )
+                });
         tokio::spawn(connection);
         let name = format!("orghooks_t_{}", Uuid::new_v4().simple());
         client
@@ -91,7 +94,10 @@ mod tests {
             with_database("postgres://u@h:5432/postgres", "x"),
             "postgres://u@h:5432/x"
         );
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

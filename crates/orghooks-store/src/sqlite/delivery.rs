@@ -241,17 +241,20 @@ fn insert_delivery(
         })
         .map_err(backend)?;
     let leased = owner.is_some();
-    Ok((uuid, leased.then(|| DeliveryJob {
-        id,
+    Ok((
         uuid,
-        webhook_uuid: new.webhook,
-        max_in_flight: new.max_in_flight,
-        event_uuid: new.event.uuid,
-        payload: new.event.payload.clone(),
-        attempts: 0,
-        is_test: new.is_test,
-        ordered: new.place.is_some(),
-    })))
+        leased.then(|| DeliveryJob {
+            id,
+            uuid,
+            webhook_uuid: new.webhook,
+            max_in_flight: new.max_in_flight,
+            event_uuid: new.event.uuid,
+            payload: new.event.payload.clone(),
+            attempts: 0,
+            is_test: new.is_test,
+            ordered: new.place.is_some(),
+        }),
+    ))
 }
 
 pub(super) fn append_test(
