@@ -106,10 +106,8 @@ impl App {
             clock.clone(),
             targets,
             sender,
-            d.clone(),
-            config.retention.clone(),
+            &config,
             metrics.clone(),
-            config.node.role.delivers(),
         );
         let state = AppState::new(
             store,

@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::{DeliveryConfig, RetentionConfig};
+use crate::config::{Config, DeliveryConfig, RetentionConfig};
 use crate::metrics::Metrics;
 use dispatch::{Dispatcher, Sent};
 use sender::Sender;
@@ -99,11 +99,12 @@ impl Engine {
         clock: Arc<dyn Clock>,
         targets: Targets,
         sender: Sender,
-        config: DeliveryConfig,
-        retention: RetentionConfig,
+        config: &Config,
         metrics: Metrics,
-        delivers: bool,
     ) -> Self {
+        let delivers = config.node.role.delivers();
+        let retention = config.retention.clone();
+        let config = config.delivery.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let node_id = format!("node-{}", Uuid::new_v4().simple());
         let shared = Arc::new(Shared {
