@@ -2,6 +2,7 @@
 //! process, admin commands as separate processes on the same data folder.
 
 mod cli;
+mod cluster;
 mod crash;
 mod process;
 mod receiver;

@@ -95,3 +95,13 @@ pub fn admin_json(cwd: &Path, args: &[&str]) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
+
+/// Runs one CLI command in `cwd` with extra environment variables.
+pub fn run_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(cwd).env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("orghooks runs")
+}
