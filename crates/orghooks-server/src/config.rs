@@ -202,7 +202,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("ORGHOOKS_").split("__"));
+        // Only ORGHOOKS_<SECTION>__<KEY>: other ORGHOOKS_ variables
+        // (ORGHOOKS_CONFIG, the test suite's) are not configuration keys.
+        figment = figment.merge(
+            Env::prefixed("ORGHOOKS_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         let mut flags = serde_json::Map::new();
         if let Some(listen) = overrides.listen {
             flags.insert("http".into(), serde_json::json!({ "listen": listen }));
@@ -304,6 +310,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -324,9 +331,25 @@ mod tests {
             listen: Some("127.0.0.1:7".parse().unwrap()),
             ..Default::default()
         };
-        let c = Config::load(Some(&file), &overrides).unwrap();
-        assert_eq!(c.webhooks.max_per_org, 3);
-        assert_eq!(c.http.listen.to_string(), "127.0.0.1:7");
+        // In a jail: the environment is not shared with other tests.
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(Some(&file), &overrides).unwrap();
+            assert_eq!(c.webhooks.max_per_org, 3);
+            assert_eq!(c.http.listen.to_string(), "127.0.0.1:7");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn only_section_keys_are_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORGHOOKS_TEST_DATABASE_URL", "postgres://elsewhere");
+            jail.set_env("ORGHOOKS_CONFIG", "x.toml");
+            jail.set_env("ORGHOOKS_WEBHOOKS__MAX_PER_ORG", "7");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.webhooks.max_per_org, 7);
+            Ok(())
+        });
     }
 
     #[test]
@@ -334,11 +357,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[webhooks]\nmax_per_orgs = 3\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let load = |f: &std::path::Path| {
+            let mut out = None;
+            figment::Jail::expect_with(|_| {
+                out = Some(Config::load(Some(f), &Overrides::default()));
+                Ok(())
+            });
+            out.unwrap()
+        };
+        let err = load(&file).unwrap_err().to_string();
         assert!(err.contains("max_per_orgs"), "{err}");
-        let missing = Config::load(Some(&dir.path().join("nope.toml")), &Overrides::default());
+        let missing = load(&dir.path().join("nope.toml"));
         assert!(matches!(missing, Err(ConfigError::MissingFile(_))));
     }
 }

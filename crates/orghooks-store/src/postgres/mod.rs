@@ -5,6 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so no delivery is leased to two nodes.
 //! Durability: `synchronous_commit = on` is set on every connection.
 
+mod append;
 mod delivery;
 mod schema;
 pub mod scratch;
@@ -581,10 +582,7 @@ impl Store for PgStore {
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        let mut out = Vec::with_capacity(events.len());
-        for event in &events {
-            out.push(delivery::append_event(&tx, event, now, lease.as_ref()).await?);
-        }
+        let out = append::append_events(&tx, &events, now, lease.as_ref()).await?;
         tx.commit().await.map_err(pg)?;
         Ok(out)
     }

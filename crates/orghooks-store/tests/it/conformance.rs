@@ -257,3 +257,110 @@ pub async fn reactivation_clears_disabled_fields(store: Arc<dyn Store>) {
     assert_eq!(w3.disabled_reason, None);
     assert_eq!(w3.disabled_at, None);
 }
+
+fn event(account: Uuid, uuid: Uuid, book: &str, payload: &str) -> NewEvent {
+    NewEvent {
+        uuid,
+        account_uuid: account,
+        event_name: "book.verified".into(),
+        book_uuid: Some(book.into()),
+        occurred_at: 1,
+        payload: payload.into(),
+        payload_hash: payload.as_bytes().to_vec(),
+    }
+}
+
+fn lease(until: i64) -> Lease {
+    Lease {
+        owner: "node-a".into(),
+        until,
+    }
+}
+
+/// A batch: each event judged on its own (unknown accounts, replays and
+/// conflicts within the batch), fan-out to every subscribed webhook, and
+/// per-book order within the batch and across claims.
+pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let account = seed_account(&*store, org.uuid, Role::Manager).await;
+    let plain = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/plain"), 5)
+        .await
+        .unwrap();
+    let mut ordered = new_webhook(org.uuid, "https://example.com/ordered");
+    ordered.ordering = Ordering::PerBook;
+    let ordered = store.insert_webhook(ordered, 5).await.unwrap();
+    let (e1, e2, e3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let batch = vec![
+        event(account.uuid, e1, "book-x", "{\"n\":1}"),
+        event(account.uuid, e2, "book-x", "{\"n\":2}"),
+        event(account.uuid, e1, "book-x", "{\"n\":1}"),
+        event(account.uuid, e1, "book-x", "{\"n\":9}"),
+        event(Uuid::new_v4(), Uuid::new_v4(), "book-x", "{}"),
+        event(account.uuid, e3, "book-y", "{\"n\":3}"),
+    ];
+    let results = store
+        .append_events(batch, 100, Some(lease(10_000)), true)
+        .await
+        .unwrap();
+    let summary: Vec<Result<(u32, usize, bool), AppendError>> = results
+        .iter()
+        .map(|r| {
+            r.clone()
+                .map(|a| (a.delivery_count, a.deliveries.len(), a.replayed))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            Ok((2, 2, false)),
+            Ok((2, 1, false)), // book-x's second event waits for the first on the ordered webhook
+            Ok((2, 0, true)),
+            Err(AppendError::PayloadMismatch),
+            Err(AppendError::UnknownAccount),
+            Ok((2, 2, false)),
+        ]
+    );
+    // Replaying the same event in a later batch answers the first answer.
+    let again = store
+        .append_events(
+            vec![event(account.uuid, e2, "book-x", "{\"n\":2}")],
+            200,
+            Some(lease(10_000)),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0].as_ref().unwrap().delivery_count, 2);
+    assert!(again[0].as_ref().unwrap().replayed);
+
+    let first = results[0].as_ref().unwrap();
+    let ordered_first = first
+        .deliveries
+        .iter()
+        .find(|d| d.webhook_uuid == ordered.uuid)
+        .unwrap();
+    assert!(ordered_first.ordered);
+    assert!(
+        first
+            .deliveries
+            .iter()
+            .any(|d| d.webhook_uuid == plain.uuid && !d.ordered)
+    );
+    // The blocked delivery is not claimable while the first is unfinished…
+    let claimed = store.claim_due(300, lease(20_000), 100).await.unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    // …and is once the first has succeeded.
+    let done = Outcome {
+        delivery_id: ordered_first.id,
+        attempt: None,
+        settle: Settle::Succeeded,
+        ordered: true,
+    };
+    store.complete(vec![done], 400).await.unwrap();
+    let claimed = store.claim_due(500, lease(20_000), 100).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].webhook_uuid, ordered.uuid);
+    assert_eq!(claimed[0].event_uuid, e2);
+    assert_eq!(&*claimed[0].payload, "{\"n\":2}");
+}

@@ -32,6 +32,7 @@ conformance_tests!(
     webhook_limit_holds_under_concurrency,
     webhook_url_is_unique_among_live_webhooks,
     reactivation_clears_disabled_fields,
+    batches_fan_out_and_keep_book_order,
 );
 
 #[tokio::test]
