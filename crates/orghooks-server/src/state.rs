@@ -2,12 +2,14 @@
 //! the clock, the address policy and resolver, limits, metrics and the
 //! delivery engine. Built once at start; cheap to clone.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use orghooks_core::sealing::Keyring;
 use orghooks_core::url_policy::AddressPolicy;
 use orghooks_core::{Catalog, Clock};
-use orghooks_store::Store;
+use orghooks_store::{PublisherToken, Store, StoreError};
 
 use crate::config::Config;
 use crate::delivery::Engine;
@@ -27,7 +29,16 @@ struct Inner {
     metrics: Metrics,
     engine: Engine,
     resolver: PolicyResolver,
+    publishers: PublisherCache,
 }
+
+/// How long a publisher token's check is reused. Revocations must reach
+/// every node within 1 s (SPEC §2); half of that leaves room.
+const PUBLISHER_CACHE: Duration = Duration::from_millis(500);
+
+/// Recent publisher token checks, so that publishing at full rate does not
+/// read the token table on every request.
+type PublisherCache = Mutex<HashMap<Vec<u8>, (Instant, Option<PublisherToken>)>>;
 
 impl AppState {
     #[allow(clippy::too_many_arguments)]
@@ -45,6 +56,7 @@ impl AppState {
         Self(Arc::new(Inner {
             engine,
             resolver,
+            publishers: Mutex::new(HashMap::new()),
             store,
             catalog,
             keyring,
@@ -94,6 +106,26 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.0.engine
+    }
+
+    /// The publisher token with this hash, checked at most
+    /// `PUBLISHER_CACHE` ago.
+    pub async fn publisher_token(
+        &self,
+        hash: Vec<u8>,
+    ) -> Result<Option<PublisherToken>, StoreError> {
+        if let Some((at, token)) = self.0.publishers.lock().expect("cache lock").get(&hash)
+            && at.elapsed() < PUBLISHER_CACHE
+        {
+            return Ok(token.clone());
+        }
+        let token = self.store().publisher_token(hash.clone()).await?;
+        let mut cache = self.0.publishers.lock().expect("cache lock");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < PUBLISHER_CACHE);
+        }
+        cache.insert(hash, (Instant::now(), token.clone()));
+        Ok(token)
     }
 
     /// Resolves webhook hosts with the address policy applied.

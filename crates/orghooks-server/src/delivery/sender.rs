@@ -90,7 +90,7 @@ impl Sender {
         let mut request_headers = None;
         let result = match self.request(target, job, request_id, now_ms) {
             Ok(req) => {
-                request_headers = Some(masked_headers(req.headers()));
+                request_headers = Some(req.headers().clone());
                 tokio::time::timeout(self.timeout, self.exchange(req))
                     .await
                     .unwrap_or_else(|_| Err(format!("timed out after {}", human(self.timeout))))
@@ -99,20 +99,23 @@ impl Sender {
         };
         let duration = started.elapsed();
         match result {
+            // Headers are kept where they explain something: failed attempts.
             Ok(answer) => Attempt {
                 request_id,
-                request_headers,
+                request_headers: request_headers
+                    .filter(|_| !(200..300).contains(&answer.status))
+                    .map(|h| masked_headers(&h)),
                 started_at_ms: now_ms,
                 duration,
                 status: Some(answer.status),
-                headers: Some(answer.headers),
+                headers: answer.headers,
                 body: answer.body,
                 retry_after: answer.retry_after,
                 error: None,
             },
             Err(error) => Attempt {
                 request_id,
-                request_headers,
+                request_headers: request_headers.map(|h| masked_headers(&h)),
                 started_at_ms: now_ms,
                 duration,
                 status: None,
@@ -188,7 +191,7 @@ impl Sender {
             .headers()
             .get(RETRY_AFTER)
             .and_then(parse_retry_after);
-        let headers = headers_json(response.headers());
+        let headers = (!success).then(|| headers_json(response.headers()));
         let limit = if success {
             MAX_DRAINED_BODY
         } else {
@@ -214,7 +217,8 @@ impl Sender {
 
 struct Answer {
     status: u16,
-    headers: String,
+    /// Kept for non-2xx answers only.
+    headers: Option<String>,
     body: Option<String>,
     retry_after: Option<Duration>,
 }

@@ -337,7 +337,9 @@ pub struct ErrorMeta {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        if status.is_server_error() {
+        // 503 is back-pressure, expected under load: the request metrics
+        // count it; a log line per refusal would only add load.
+        if status.is_server_error() && self.code != ErrorCode::Unavailable {
             match &self.source {
                 Some(source) => {
                     tracing::error!(code = self.code.code(), error = %ErrorChain(source.as_ref()), "request failed")

@@ -92,7 +92,7 @@ fn prepare(state: &AppState, object: Map<String, Value>) -> Result<NewEvent, Api
         ));
     }
     Ok(NewEvent {
-        uuid: body.event_uuid.unwrap_or_else(Uuid::new_v4),
+        uuid: body.event_uuid.unwrap_or_else(Uuid::now_v7),
         account_uuid: body.account_uuid,
         event_name: event_type.name.clone(),
         book_uuid: payload

@@ -218,7 +218,7 @@ impl FromRequestParts<AppState> for Publisher {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let hash = credentials::hash(token);
-        match state.store().publisher_token(hash.clone()).await? {
+        match state.publisher_token(hash.clone()).await? {
             Some(t) if t.revoked_at.is_none() => Ok(Self(t)),
             Some(_) => Err(unauthorized(
                 "Authorization: this publisher token was revoked",

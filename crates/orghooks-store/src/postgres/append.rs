@@ -183,7 +183,7 @@ pub(super) async fn append_events(
             };
             rows.push(Row {
                 event: i,
-                uuid: Uuid::new_v4(),
+                uuid: Uuid::now_v7(),
                 webhook: t.uuid,
                 max_in_flight: t.max_in_flight,
                 leased: lease.is_some() && !blocked,

@@ -28,7 +28,8 @@ async fn insert_delivery(
     now: i64,
     lease: Option<&Lease>,
 ) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
-    let uuid = Uuid::new_v4();
+    // Time-ordered ids keep the uuid index append-only.
+    let uuid = Uuid::now_v7();
     let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
     let (status, owner, until) = match lease {
         Some(lease) if !blocked => ("delivering", Some(lease.owner.as_str()), Some(lease.until)),

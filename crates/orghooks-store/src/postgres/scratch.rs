@@ -38,7 +38,12 @@ impl ScratchDatabase {
     /// Creates a fresh, empty database; panics with the reason when the
     /// server cannot be reached (tests must not skip silently).
     pub async fn create() -> Self {
-        let admin = admin_url();
+        Self::create_on(&admin_url()).await
+    }
+
+    /// Creates a fresh, empty database on the server of `admin` (a URL).
+    pub async fn create_on(admin: &str) -> Self {
+        let admin = admin.to_owned();
         let (client, connection) =
             tokio_postgres::connect(&admin, NoTls)
                 .await

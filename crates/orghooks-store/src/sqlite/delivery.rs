@@ -29,18 +29,19 @@ pub(super) fn append_event(
     let Some(org) = org else {
         return Ok(Err(AppendError::UnknownAccount));
     };
-    let earlier: Option<(Vec<u8>, u32)> = conn
-        .prepare_cached(
-            "SELECT payload_hash, delivery_count FROM events WHERE org_uuid = ?1 AND uuid = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![org, event.uuid.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+    let targets = subscribed_webhooks(conn, &org, &event.event_name)?;
+    // Insert first: the unique index answers whether it was published before.
+    let Some(event_id) = insert_event(conn, event, &org, now, targets.len() as u32, false)? else {
+        let (hash, count): (Vec<u8>, u32) = conn
+            .prepare_cached(
+                "SELECT payload_hash, delivery_count FROM events WHERE org_uuid = ?1 AND uuid = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![org, event.uuid.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
             })
-            .optional()
-        })
-        .map_err(backend)?;
-    if let Some((hash, count)) = earlier {
+            .map_err(backend)?;
         if hash != event.payload_hash {
             return Ok(Err(AppendError::PayloadMismatch));
         }
@@ -50,9 +51,7 @@ pub(super) fn append_event(
             deliveries: Vec::new(),
             replayed: true,
         }));
-    }
-    let targets = subscribed_webhooks(conn, &org, &event.event_name)?;
-    let event_id = insert_event(conn, event, &org, now, targets.len() as u32, false)?;
+    };
     let delivery_count = targets.len() as u32;
     let mut deliveries = Vec::with_capacity(targets.len());
     for target in targets {
@@ -158,6 +157,7 @@ fn waits_for_earlier(
     .map_err(backend)
 }
 
+/// Inserts an event; `None` when the org already has one with its uuid.
 fn insert_event(
     conn: &Connection,
     event: &NewEvent,
@@ -165,11 +165,12 @@ fn insert_event(
     now: i64,
     delivery_count: u32,
     is_test: bool,
-) -> Result<i64, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     conn.prepare_cached(
         "INSERT INTO events (uuid, org_uuid, account_uuid, event_name, book_uuid, occurred_at, \
          accepted_at, payload, payload_hash, delivery_count, is_test) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         ON CONFLICT (org_uuid, uuid) DO NOTHING RETURNING id",
     )
     .and_then(|mut s| {
         s.query_row(
@@ -188,6 +189,7 @@ fn insert_event(
             ],
             |r| r.get(0),
         )
+        .optional()
     })
     .map_err(backend)
 }
@@ -210,7 +212,8 @@ fn insert_delivery(
     now: i64,
     lease: Option<&Lease>,
 ) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
-    let uuid = Uuid::new_v4();
+    // Time-ordered ids keep the uuid index append-only.
+    let uuid = Uuid::now_v7();
     let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
     let (status, owner, until) = match lease {
         Some(lease) if !blocked => ("delivering", Some(lease.owner.as_str()), Some(lease.until)),
@@ -274,7 +277,8 @@ pub(super) fn append_test(
         })
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?;
-    let event_id = insert_event(conn, event, &org, now, 1, true)?;
+    let event_id = insert_event(conn, event, &org, now, 1, true)?
+        .ok_or(StoreError::Conflict("test event uuid already exists"))?;
     let new = NewDelivery {
         event,
         event_id,

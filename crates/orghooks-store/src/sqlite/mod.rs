@@ -315,7 +315,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<AccountCredentials>, StoreError> {
         let client_id = client_id.to_owned();
         self.readers
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.prepare_cached(&format!(
                     "SELECT {ACCOUNT_COLS}, client_secret_hash FROM accounts WHERE client_id = ?1"
                 ))
@@ -357,7 +357,7 @@ impl Store for SqliteStore {
 
     async fn token_grant(&self, token_hash: Vec<u8>) -> Result<Option<TokenGrant>, StoreError> {
         self.readers
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.prepare_cached(
                     "SELECT a.uuid, a.org_uuid, a.name, a.role, a.client_id, a.disabled_at, a.created_at, \
                      t.expires_at FROM tokens t JOIN accounts a ON a.uuid = t.account_uuid \
@@ -437,7 +437,7 @@ impl Store for SqliteStore {
 
     async fn get_webhook(&self, org: Uuid, webhook: Uuid) -> Result<Webhook, StoreError> {
         self.readers
-            .read(move |conn| live_webhook(conn, org, webhook))
+            .lookup(move |conn| live_webhook(conn, org, webhook))
             .await
     }
 
@@ -506,7 +506,7 @@ impl Store for SqliteStore {
 
     async fn webhook_by_uuid(&self, webhook: Uuid) -> Result<Option<Webhook>, StoreError> {
         self.readers
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.prepare_cached(&format!(
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE uuid = ?1 AND deleted_at IS NULL"
                 ))
@@ -594,7 +594,7 @@ impl Store for SqliteStore {
 
     async fn publisher_token(&self, hash: Vec<u8>) -> Result<Option<PublisherToken>, StoreError> {
         self.readers
-            .read(move |conn| {
+            .lookup(move |conn| {
                 conn.prepare_cached(&format!(
                     "SELECT {PUBLISHER_COLS} FROM publisher_tokens WHERE hash = ?1"
                 ))
@@ -618,9 +618,9 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
         };
         if wait {
-            self.writer.submit(job).await
+            self.writer.submit_hot(job).await
         } else {
-            self.writer.try_submit(job).await
+            self.writer.try_submit_hot(job).await
         }
     }
 
@@ -643,13 +643,13 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         self.writer
-            .submit(move |conn| delivery::claim(conn, now, &lease, limit))
+            .submit_hot(move |conn| delivery::claim(conn, now, &lease, limit))
             .await
     }
 
     async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError> {
         self.writer
-            .submit(move |conn| delivery::complete(conn, &outcomes, now))
+            .submit_hot(move |conn| delivery::complete(conn, &outcomes, now))
             .await
     }
 

@@ -105,7 +105,6 @@ CREATE TABLE deliveries (
 CREATE UNIQUE INDEX deliveries_uuid ON deliveries(uuid);
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
-CREATE INDEX deliveries_webhook ON deliveries(webhook_uuid, status);
 CREATE INDEX deliveries_log ON deliveries(webhook_uuid, id);
 CREATE INDEX deliveries_event ON deliveries(event_id);
 CREATE INDEX deliveries_book ON deliveries(webhook_uuid, book_uuid, book_seq) WHERE book_seq IS NOT NULL;

@@ -1,8 +1,14 @@
 //! The one SQLite writer: a dedicated OS thread that owns the write
 //! connection and commits whatever jobs are queued in one
-//! `BEGIN IMMEDIATE … COMMIT` (group commit). Each job runs inside its own
-//! savepoint, so one job's failure does not undo the others, and each caller
-//! is answered only after the commit that holds its write is durable.
+//! `BEGIN IMMEDIATE … COMMIT` (group commit). Each caller is answered only
+//! after the commit that holds its write is durable.
+//!
+//! Jobs come in two kinds. An *isolated* job runs in its own savepoint, so
+//! its failure undoes only its own writes (management operations, whose
+//! refusals are expected). A *hot* job (publishing, outcomes, claims) skips
+//! the savepoint, which costs a statement journal per page: it must refuse
+//! before writing anything, and if it fails anyway (an I/O error) the
+//! whole batch is rolled back and every caller in it gets the error.
 //!
 //! The queue is bounded: [`Writer::try_submit`] fails with `Busy` instead of
 //! buffering without limit, for callers that must push back.
@@ -19,12 +25,14 @@ const MAX_BATCH: usize = 1024;
 
 /// A queued write: run it in a transaction, then learn whether it committed.
 trait WriteJob: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Runs the job; `Err` from a hot job means the batch must roll back.
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
 }
 
 struct Job<F, R> {
     work: Option<F>,
+    isolated: bool,
     result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
 }
@@ -34,10 +42,18 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
     R: Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
-        let result = in_savepoint(conn, work);
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        if self.isolated {
+            self.result = Some(in_savepoint(conn, work));
+            return Ok(());
+        }
+        let result = work(conn);
+        let failed = result.as_ref().err().cloned();
         self.result = Some(result);
+        failed.map_or(Ok(()), Err)
     }
 
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
@@ -54,15 +70,21 @@ fn in_savepoint<R>(
     conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+    exec(conn, "SAVEPOINT job")?;
     let result = work(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end).map_err(backend)?;
+    if result.is_err() {
+        exec(conn, "ROLLBACK TO job")?;
+    }
+    exec(conn, "RELEASE job")?;
     result
+}
+
+/// Runs a cached statement that returns no rows.
+fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(backend)
 }
 
 /// The handle callers submit writes through.
@@ -81,24 +103,35 @@ impl Writer {
         Ok(Self { queue })
     }
 
-    /// Queues `work`, waiting for room, and answers after its commit.
+    /// Queues an isolated job, waiting for room, and answers after its commit.
     pub(crate) async fn submit<F, R>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let (job, answer) = job(work);
+        let (job, answer) = job(work, true);
         self.queue.send(job).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Queues `work` only if there is room now (`Busy` otherwise).
-    pub(crate) async fn try_submit<F, R>(&self, work: F) -> Result<R, StoreError>
+    /// Queues a hot job (see the module docs), waiting for room.
+    pub(crate) async fn submit_hot<F, R>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let (job, answer) = job(work);
+        let (job, answer) = job(work, false);
+        self.queue.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a hot job only if there is room now (`Busy` otherwise).
+    pub(crate) async fn try_submit_hot<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (job, answer) = job(work, false);
         self.queue.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
             mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
@@ -109,7 +142,7 @@ impl Writer {
 
 type Answer<R> = oneshot::Receiver<Result<R, StoreError>>;
 
-fn job<F, R>(work: F) -> (Box<dyn WriteJob>, Answer<R>)
+fn job<F, R>(work: F, isolated: bool) -> (Box<dyn WriteJob>, Answer<R>)
 where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     R: Send + 'static,
@@ -117,6 +150,7 @@ where
     let (reply, answer) = oneshot::channel();
     let job = Job {
         work: Some(work),
+        isolated,
         result: None,
         reply,
     };
@@ -144,13 +178,16 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Box<dyn WriteJob>>) {
 }
 
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+    exec(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        job.run(conn);
+        if let Err(e) = job.run(conn) {
+            let _ = exec(conn, "ROLLBACK");
+            return Err(e);
+        }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(backend(e));
+    if let Err(e) = exec(conn, "COMMIT") {
+        let _ = exec(conn, "ROLLBACK");
+        return Err(e);
     }
     Ok(())
 }
