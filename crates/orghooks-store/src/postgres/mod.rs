@@ -1,11 +1,13 @@
 //! The PostgreSQL backend, for several nodes sharing one database. Each
-//! call is one transaction on a pooled connection; rules that span rows
+//! call is one transaction on a pooled connection (concurrent appends are
+//! merged into one, see [`batcher`]); rules that span rows
 //! are made atomic with row locks (the org row for the webhook limit, the
 //! book sequence row for per-book ordering) and claims use
 //! `FOR UPDATE SKIP LOCKED`, so no delivery is leased to two nodes.
 //! Durability: `synchronous_commit = on` is set on every connection.
 
 mod append;
+mod batcher;
 mod delivery;
 mod schema;
 pub mod scratch;
@@ -40,6 +42,7 @@ impl Default for PgOptions {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    appends: tokio::sync::mpsc::Sender<batcher::Request>,
 }
 
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -81,7 +84,8 @@ impl PgStore {
             .max_size(options.pool_size.max(1))
             .build()
             .map_err(|e| StoreError::Backend(Arc::new(e)))?;
-        let store = Self { pool };
+        let appends = batcher::start(pool.clone(), 8192);
+        let store = Self { pool, appends };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
@@ -578,13 +582,27 @@ impl Store for PgStore {
         events: Vec<NewEvent>,
         now: i64,
         lease: Option<Lease>,
-        _wait: bool,
+        wait: bool,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let out = append::append_events(&tx, &events, now, lease.as_ref()).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(out)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = batcher::Request {
+            events,
+            now,
+            lease,
+            reply,
+        };
+        if wait {
+            self.appends
+                .send(request)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+        } else {
+            self.appends.try_send(request).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn append_test_delivery(
