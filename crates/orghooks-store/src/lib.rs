@@ -114,12 +114,15 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         lease: Option<Lease>,
     ) -> Result<(Uuid, Option<DeliveryJob>), StoreError>;
-    /// Leases up to `limit` deliveries that are due, or whose lease expired.
+    /// Leases up to `limit` deliveries that are due, or whose lease
+    /// expired, except those of the webhooks in `skip` (the caller has no
+    /// room for them: they stay in the database until it has).
     async fn claim_due(
         &self,
         now: i64,
         lease: Lease,
         limit: u32,
+        skip: Vec<Uuid>,
     ) -> Result<Vec<DeliveryJob>, StoreError>;
     /// Writes back what happened to deliveries, in one commit.
     async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError>;

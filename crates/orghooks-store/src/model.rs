@@ -182,6 +182,17 @@ pub struct NewEvent {
 pub struct Lease {
     pub owner: String,
     pub until: i64,
+    /// Webhooks whose new deliveries the owner does not take now (its lane
+    /// for them is full, or their circuit is open): those are created
+    /// pending, for a later claim, instead of leased.
+    pub except: Vec<Uuid>,
+}
+
+impl Lease {
+    /// Whether a new delivery to `webhook` is taken under this lease.
+    pub fn takes(&self, webhook: &Uuid) -> bool {
+        !self.except.contains(webhook)
+    }
 }
 
 /// The answer to one appended event.

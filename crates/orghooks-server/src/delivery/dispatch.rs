@@ -139,7 +139,12 @@ impl Dispatcher {
                 starved: false,
             });
             if self.stopping || full || lane.queue.len() >= cfg.max_queued_per_webhook {
-                let at = shared.clock.now_ms() + cfg.claim_interval_ms as i64;
+                // Back to the database, due now; while the lane is full the
+                // claimer leaves this webhook's deliveries there.
+                if lane.queue.len() >= cfg.max_queued_per_webhook {
+                    shared.hold_back(job.webhook_uuid, None);
+                }
+                let at = shared.clock.now_ms();
                 self.settle(&job, None, Settle::Deferred { at });
                 continue;
             }
@@ -191,6 +196,9 @@ impl Dispatcher {
             start.push((job, probe));
         }
         let lane_in_flight = lane.in_flight;
+        if lane.queue.len() < self.shared.config.max_queued_per_webhook / 2 && !lane.circuit.open {
+            self.shared.release(webhook);
+        }
         if lane.queue.is_empty()
             && lane.in_flight == 0
             && !lane.starved
@@ -271,6 +279,7 @@ impl Dispatcher {
                     c.consecutive_failures = 0;
                     if c.open {
                         c.open = false;
+                        self.shared.release(webhook);
                         self.shared.metrics.circuits_open.dec();
                         tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
                         let shared = self.shared.clone();
@@ -294,14 +303,17 @@ impl Dispatcher {
                             orghooks_core::clock::format_ms(now)
                         ));
                         *c = Circuit::default();
+                        self.shared.release(webhook);
                         self.shared.metrics.circuits_open.dec();
                     } else if c.open {
                         c.next_probe_at = next_at;
+                        self.shared.hold_back(webhook, Some(next_at));
                     } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold
                     {
                         c.open = true;
                         c.opened_at = now;
                         c.next_probe_at = next_at;
+                        self.shared.hold_back(webhook, Some(next_at));
                         self.shared.metrics.circuits_open.inc();
                         tracing::warn!(webhook_uuid = %webhook, failures = c.consecutive_failures,
                             "circuit opened: deliveries wait while one probe at a time retries");
@@ -422,6 +434,7 @@ impl Dispatcher {
             }
             lane.circuit = Circuit::default();
         }
+        self.shared.release(webhook);
     }
 
     /// Stops starting requests; queued deliveries go back to the store.

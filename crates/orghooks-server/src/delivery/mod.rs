@@ -58,6 +58,25 @@ pub(crate) struct Shared {
     pub retention: RetentionConfig,
     pub metrics: Metrics,
     claim_wake: Notify,
+    /// Webhooks this node does not take deliveries of for now, and until
+    /// when (`None`: until the dispatcher says so): lanes that are full, and
+    /// open circuits until their next probe. Their deliveries wait in the
+    /// database instead of being taken and written back.
+    pub held_back: std::sync::Mutex<std::collections::HashMap<Uuid, Option<i64>>>,
+}
+
+impl Shared {
+    /// The webhooks held back now.
+    fn held_back_now(&self) -> Vec<Uuid> {
+        let now = self.clock.now_ms();
+        self.held_back
+            .lock()
+            .expect("held back lock")
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| u > now))
+            .map(|(w, _)| *w)
+            .collect()
+    }
 }
 
 impl Shared {
@@ -80,6 +99,27 @@ impl Shared {
 
     fn wake_claimer(&self) {
         self.claim_wake.notify_one();
+    }
+
+    /// Holds a webhook's new and due deliveries back in the database.
+    fn hold_back(&self, webhook: Uuid, until: Option<i64>) {
+        self.held_back
+            .lock()
+            .expect("held back lock")
+            .insert(webhook, until);
+    }
+
+    /// Takes a webhook's deliveries again, and looks for them now.
+    fn release(&self, webhook: Uuid) {
+        if self
+            .held_back
+            .lock()
+            .expect("held back lock")
+            .remove(&webhook)
+            .is_some()
+        {
+            self.wake_claimer();
+        }
     }
 }
 
@@ -118,6 +158,7 @@ impl Engine {
             retention,
             metrics,
             claim_wake: Notify::new(),
+            held_back: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         Self {
             shared,
@@ -133,6 +174,7 @@ impl Engine {
         self.delivers.then(|| Lease {
             owner: self.shared.node_id.clone(),
             until: self.shared.clock.now_ms() + self.shared.config.lease_ms as i64,
+            except: self.shared.held_back_now(),
         })
     }
 
@@ -272,10 +314,12 @@ async fn claim(
             let lease = Lease {
                 owner: shared.node_id.clone(),
                 until: shared.clock.now_ms() + shared.config.lease_ms as i64,
+                except: Vec::new(),
             };
+            let skip = shared.held_back_now();
             match shared
                 .store
-                .claim_due(shared.clock.now_ms(), lease, room as u32)
+                .claim_due(shared.clock.now_ms(), lease, room as u32, skip)
                 .await
             {
                 Ok(jobs) => {

@@ -186,7 +186,7 @@ pub(super) async fn append_events(
                 uuid: Uuid::now_v7(),
                 webhook: t.uuid,
                 max_in_flight: t.max_in_flight,
-                leased: lease.is_some() && !blocked,
+                leased: lease.is_some_and(|l| l.takes(&t.uuid)) && !blocked,
                 book,
                 seq,
             });

@@ -32,7 +32,9 @@ async fn insert_delivery(
     let uuid = Uuid::now_v7();
     let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
     let (status, owner, until) = match lease {
-        Some(lease) if !blocked => ("delivering", Some(lease.owner.as_str()), Some(lease.until)),
+        Some(lease) if !blocked && lease.takes(&new.webhook) => {
+            ("delivering", Some(lease.owner.as_str()), Some(lease.until))
+        }
         _ => ("pending", None, None),
     };
     let id: i64 = tx
@@ -124,6 +126,7 @@ pub(super) async fn claim(
     now: i64,
     lease: &Lease,
     limit: u32,
+    skip: &[Uuid],
 ) -> Result<Vec<DeliveryJob>, StoreError> {
     let rows = client
         .query(
@@ -136,10 +139,11 @@ pub(super) async fn claim(
                             AND p.book_seq < d.book_seq \
                             AND p.status IN ('pending', 'delivering', 'held')))) \
                       OR (status = 'delivering' AND lease_until <= $3)) \
+               AND webhook_uuid <> ALL($5) \
                ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test, book_seq, \
                (SELECT max_in_flight FROM webhooks w WHERE w.uuid = webhook_uuid)",
-            &[&lease.owner, &lease.until, &now, &i64::from(limit)],
+            &[&lease.owner, &lease.until, &now, &i64::from(limit), &skip],
         )
         .await
         .map_err(pg)?;

@@ -624,9 +624,10 @@ impl Store for PgStore {
         now: i64,
         lease: Lease,
         limit: u32,
+        skip: Vec<Uuid>,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         let client = self.client().await?;
-        delivery::claim(&client, now, &lease, limit).await
+        delivery::claim(&client, now, &lease, limit, &skip).await
     }
 
     async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError> {

@@ -216,7 +216,9 @@ fn insert_delivery(
     let uuid = Uuid::now_v7();
     let blocked = new.place.is_some_and(|(_, _, blocked)| blocked);
     let (status, owner, until) = match lease {
-        Some(lease) if !blocked => ("delivering", Some(lease.owner.as_str()), Some(lease.until)),
+        Some(lease) if !blocked && lease.takes(&new.webhook) => {
+            ("delivering", Some(lease.owner.as_str()), Some(lease.until))
+        }
         _ => ("pending", None, None),
     };
     let id = conn
@@ -295,6 +297,7 @@ pub(super) fn claim(
     now: i64,
     lease: &Lease,
     limit: u32,
+    skip_json: &str,
 ) -> Result<Vec<DeliveryJob>, StoreError> {
     let mut s = conn
         .prepare_cached(
@@ -302,31 +305,36 @@ pub(super) fn claim(
              WHERE id IN ( \
                SELECT id FROM (SELECT id, next_attempt_at AS due FROM deliveries d \
                                 WHERE status = 'pending' AND next_attempt_at <= ?3 \
+                                AND webhook_uuid NOT IN (SELECT value FROM json_each(?5)) \
                                 AND (book_seq IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
                                      WHERE p.webhook_uuid = d.webhook_uuid AND p.book_uuid = d.book_uuid \
                                      AND p.book_seq < d.book_seq \
                                      AND p.status IN ('pending', 'delivering', 'held'))) \
                                UNION ALL \
                                SELECT id, lease_until AS due FROM deliveries \
-                                WHERE status = 'delivering' AND lease_until <= ?3) \
+                                WHERE status = 'delivering' AND lease_until <= ?3 \
+                                AND webhook_uuid NOT IN (SELECT value FROM json_each(?5))) \
                ORDER BY due LIMIT ?4) \
              RETURNING id, uuid, webhook_uuid, event_id, attempts, is_test, \
                (SELECT max_in_flight FROM webhooks w WHERE w.uuid = webhook_uuid), book_seq",
         )
         .map_err(backend)?;
     let rows = s
-        .query_map(params![lease.owner, lease.until, now, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                uuid_col(r, 1)?,
-                uuid_col(r, 2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, u32>(4)?,
-                r.get::<_, bool>(5)?,
-                r.get::<_, Option<u32>>(6)?,
-                r.get::<_, Option<i64>>(7)?.is_some(),
-            ))
-        })
+        .query_map(
+            params![lease.owner, lease.until, now, limit, skip_json],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    uuid_col(r, 1)?,
+                    uuid_col(r, 2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, Option<u32>>(6)?,
+                    r.get::<_, Option<i64>>(7)?.is_some(),
+                ))
+            },
+        )
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)?;

@@ -641,9 +641,12 @@ impl Store for SqliteStore {
         now: i64,
         lease: Lease,
         limit: u32,
+        skip: Vec<Uuid>,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
+        let skip = serde_json::to_string(&skip.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .expect("a list of strings serialises");
         self.writer
-            .submit_hot(move |conn| delivery::claim(conn, now, &lease, limit))
+            .submit_hot(move |conn| delivery::claim(conn, now, &lease, limit, &skip))
             .await
     }
 

@@ -274,6 +274,7 @@ fn lease(until: i64) -> Lease {
     Lease {
         owner: "node-a".into(),
         until,
+        except: vec![],
     }
 }
 
@@ -348,7 +349,10 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
             .any(|d| d.webhook_uuid == plain.uuid && !d.ordered)
     );
     // The blocked delivery is not claimable while the first is unfinished…
-    let claimed = store.claim_due(300, lease(20_000), 100).await.unwrap();
+    let claimed = store
+        .claim_due(300, lease(20_000), 100, vec![])
+        .await
+        .unwrap();
     assert!(claimed.is_empty(), "{claimed:?}");
     // …and is once the first has succeeded.
     let done = Outcome {
@@ -358,7 +362,10 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
         ordered: true,
     };
     store.complete(vec![done], 400).await.unwrap();
-    let claimed = store.claim_due(500, lease(20_000), 100).await.unwrap();
+    let claimed = store
+        .claim_due(500, lease(20_000), 100, vec![])
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].webhook_uuid, ordered.uuid);
     assert_eq!(claimed[0].event_uuid, e2);
