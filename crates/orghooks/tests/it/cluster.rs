@@ -8,7 +8,7 @@ use orghooks_core::sealing::Keyring;
 use orghooks_store::postgres::scratch::ScratchDatabase;
 use serde_json::{Value, json};
 
-use crate::process::{Server, run_with_env, serve_with_env};
+use crate::process::{Server, access_token, run_with_env, serve_with_env};
 use crate::receiver::Counter;
 
 const EVENTS: u64 = 3000;
@@ -70,19 +70,7 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         .to_owned();
 
     let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{}/oauth/token", bases[1]))
-        .json(
-            &json!({"grant_type": "client_credentials", "client_id": account["client_id"],
-                      "client_secret": account["client_secret"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&bases[1], &account).await;
     let receivers = [
         Counter::start(Duration::ZERO).await,
         Counter::start(Duration::ZERO).await,

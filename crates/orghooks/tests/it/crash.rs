@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::process::{admin_json, serve_with_env};
+use crate::process::{access_token, admin_json, serve_with_env};
 use crate::receiver::Counter;
 
 const EVENTS: u64 = 2000;
@@ -29,19 +29,7 @@ async fn every_accepted_event_survives_kill_dash_9() {
         .unwrap()
         .to_owned();
     let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("{}/oauth/token", server.base))
-        .json(
-            &json!({"grant_type": "client_credentials", "client_id": account["client_id"],
-                      "client_secret": account["client_secret"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = &access_token(&server.base, account).await;
     // Slow receivers with few slots, so the kill lands mid-way.
     let mut receivers = Vec::new();
     for _ in 0..3 {

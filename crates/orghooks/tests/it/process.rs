@@ -105,3 +105,19 @@ pub fn run_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     command.output().expect("orghooks runs")
 }
+
+/// An access token for an account as `admin account create --json` printed
+/// it (`{"client_id", "client_secret", …}`).
+pub async fn access_token(base: &str, account: &Value) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials",
+            "client_id": account["client_id"], "client_secret": account["client_secret"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
