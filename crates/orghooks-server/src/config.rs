@@ -85,6 +85,8 @@ impl NodeRole {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub token_ttl_secs: u64,
+    pub rate_limit_burst: u32,
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -250,6 +252,11 @@ impl Config {
         }
         if self.auth.token_ttl_secs == 0 {
             return invalid("auth.token_ttl_secs must be at least 1");
+        }
+        if self.auth.rate_limit_burst == 0 || self.auth.rate_limit_per_minute == 0 {
+            return invalid(
+                "auth.rate_limit_burst and auth.rate_limit_per_minute must be at least 1",
+            );
         }
         if self.webhooks.max_per_org == 0 {
             return invalid("webhooks.max_per_org must be at least 1");

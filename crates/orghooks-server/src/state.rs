@@ -10,6 +10,7 @@ use orghooks_core::sealing::Keyring;
 use orghooks_core::url_policy::AddressPolicy;
 use orghooks_core::{Catalog, Clock};
 use orghooks_store::{PublisherToken, Store, StoreError};
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::delivery::Engine;
@@ -30,6 +31,13 @@ struct Inner {
     engine: Engine,
     resolver: PolicyResolver,
     publishers: PublisherCache,
+    buckets: Mutex<HashMap<Uuid, Bucket>>,
+}
+
+/// A token bucket: what one account may still call now.
+struct Bucket {
+    tokens: f64,
+    at_ms: i64,
 }
 
 /// How long a publisher token's check is reused. Revocations must reach
@@ -57,6 +65,7 @@ impl AppState {
             engine,
             resolver,
             publishers: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
             store,
             catalog,
             keyring,
@@ -126,6 +135,32 @@ impl AppState {
         }
         cache.insert(hash, (Instant::now(), token.clone()));
         Ok(token)
+    }
+
+    /// Takes one management call from the account's allowance (SPEC §6);
+    /// `Err(seconds)` to wait when it is used up.
+    pub fn take_call(&self, account: Uuid) -> Result<(), u64> {
+        let auth = &self.0.config.auth;
+        let burst = f64::from(auth.rate_limit_burst);
+        let per_ms = f64::from(auth.rate_limit_per_minute) / 60_000.0;
+        let now = self.now_ms();
+        let mut buckets = self.0.buckets.lock().expect("buckets lock");
+        if buckets.len() > 100_000 {
+            // Forget accounts whose bucket has refilled anyway.
+            buckets.retain(|_, b| (now - b.at_ms) as f64 * per_ms < burst);
+        }
+        let bucket = buckets.entry(account).or_insert(Bucket {
+            tokens: burst,
+            at_ms: now,
+        });
+        bucket.tokens = (bucket.tokens + (now - bucket.at_ms).max(0) as f64 * per_ms).min(burst);
+        bucket.at_ms = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - bucket.tokens) / per_ms) / 1000.0).ceil().max(1.0) as u64)
+        }
     }
 
     /// Resolves webhook hosts with the address policy applied.

@@ -61,6 +61,7 @@ pub enum ErrorCode {
     EventNotSubscribed,
     WebhookInactive,
     RecoverWindow,
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -111,6 +112,7 @@ impl ErrorCode {
         Self::EventNotSubscribed,
         Self::WebhookInactive,
         Self::RecoverWindow,
+        Self::RateLimited,
     ];
 
     /// The number clients match on. Never change or reuse one.
@@ -152,6 +154,7 @@ impl ErrorCode {
             Self::SchemeSecretMismatch => 2052,
             Self::WebhookInactive => 3012,
             Self::RecoverWindow => 3020,
+            Self::RateLimited => 1105,
             Self::EventNotSubscribed => 3011,
             Self::EventTypeUnknown => 3010,
             Self::BatchTooLarge => 3006,
@@ -174,6 +177,7 @@ impl ErrorCode {
             }
             Self::Forbidden | Self::WrongTokenKind => StatusCode::FORBIDDEN,
             Self::EventConflict => StatusCode::CONFLICT,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -261,6 +265,9 @@ impl ErrorCode {
             Self::RecoverWindow => {
                 "since/until: the recovery window must be ordered and at most 14 days"
             }
+            Self::RateLimited => {
+                "too many management calls from this API account; retry after Retry-After"
+            }
             Self::EventNotSubscribed => {
                 "event_uuid: the webhook does not subscribe to this event type"
             }
@@ -288,6 +295,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Seconds for a `Retry-After` header (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -296,6 +305,7 @@ impl ApiError {
             code,
             message: message.into(),
             source: None,
+            retry_after: None,
         }
     }
 
@@ -308,6 +318,7 @@ impl ApiError {
             code: ErrorCode::Internal,
             message: "internal error".into(),
             source: Some(Box::new(source)),
+            retry_after: None,
         }
     }
 }
@@ -361,10 +372,14 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(envelope)).into_response();
-        if self.code == ErrorCode::Unavailable {
+        let retry_after = match self.code {
+            ErrorCode::Unavailable => Some(self.retry_after.unwrap_or(1)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         response
@@ -429,6 +444,7 @@ impl From<StoreError> for ApiError {
                 code: ErrorCode::Unavailable,
                 message: "the service is busy; retry shortly".into(),
                 source: Some(Box::new(e)),
+                retry_after: None,
             },
             other => Self::internal(other),
         }

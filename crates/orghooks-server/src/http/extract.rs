@@ -202,6 +202,14 @@ impl FromRequestParts<AppState> for Caller {
                 "Authorization: this API account is disabled",
             ));
         }
+        if let Err(wait) = state.take_call(grant.account.uuid) {
+            let mut error = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("Authorization: too many calls from this API account; retry in {wait} s"),
+            );
+            error.retry_after = Some(wait);
+            return Err(error);
+        }
         Ok(Self(grant.account))
     }
 }

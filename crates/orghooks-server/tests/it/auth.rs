@@ -153,3 +153,45 @@ async fn disabling_an_account_stops_its_tokens_at_once() {
     app.admin.set_disabled(t.account, false).await.unwrap();
     assert_eq!(app.get(path, &t.token).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn each_account_has_its_own_allowance_of_management_calls() {
+    let app = spawn_with(|c| {
+        c.auth.rate_limit_burst = 3;
+        c.auth.rate_limit_per_minute = 60;
+    })
+    .await;
+    let t = app.tenant().await;
+    let other = app.tenant().await;
+    let path = "/v1/account/settings/webhooks";
+    for _ in 0..3 {
+        assert_eq!(app.get(path, &t.token).await.0, StatusCode::OK);
+    }
+    let resp = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 1105);
+    assert_eq!(
+        body["message"],
+        "Authorization: too many calls from this API account; retry in 1 s"
+    );
+    assert_eq!(
+        app.get(path, &other.token).await.0,
+        StatusCode::OK,
+        "other accounts are not held up"
+    );
+    // One call a second comes back as the clock moves.
+    app.clock.advance_ms(1000);
+    assert_eq!(app.get(path, &t.token).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get(path, &t.token).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -45,6 +45,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = dir.to_owned();
+    // Tests poll the API; the rate limit has its own test.
+    config.auth.rate_limit_burst = 1_000_000;
     config
 }
 
