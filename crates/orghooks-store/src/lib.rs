@@ -25,6 +25,9 @@ pub use model::*;
 /// webhook of another org is `NotFound`, exactly as if it did not exist.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError>;
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
 

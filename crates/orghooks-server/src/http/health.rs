@@ -31,7 +31,7 @@ pub async fn live() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store().list_orgs().await {
+    match state.store().ping().await {
         Ok(_) => (
             StatusCode::OK,
             axum::Json(Health {

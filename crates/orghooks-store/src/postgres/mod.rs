@@ -167,6 +167,12 @@ fn json_list(names: &[String]) -> String {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(pg)?;
+        Ok(())
+    }
+
     async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError> {
         let client = self.client().await?;
         client

@@ -192,6 +192,12 @@ fn live_webhook(conn: &Connection, org: Uuid, webhook: Uuid) -> Result<Webhook, 
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.readers
+            .lookup(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+
     async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError> {
         self.writer
             .submit(move |conn| {

@@ -49,6 +49,7 @@ fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
 }
 
 pub async fn orgs_and_accounts(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
     let a = seed_org(&*store, "a").await;
     let b = seed_org(&*store, "b").await;
     assert_eq!(store.list_orgs().await.unwrap().len(), 2);
