@@ -124,6 +124,14 @@ async fn check_resolution(state: &AppState, url: &WebhookUrl) -> Result<(), ApiE
     Ok(())
 }
 
+/// Maps the store's `NotFound` to this webhook's 404, other errors as usual.
+pub(super) fn or_webhook_not_found(id: Uuid) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => webhook_not_found(id),
+        other => other.into(),
+    }
+}
+
 fn webhook_not_found(id: Uuid) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,
@@ -230,10 +238,7 @@ async fn load(state: &AppState, org: Uuid, id: Uuid) -> Result<Webhook, ApiError
         .store()
         .get_webhook(org, id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => webhook_not_found(id),
-            other => other.into(),
-        })
+        .map_err(or_webhook_not_found(id))
 }
 
 /// Retrieve one webhook.
@@ -362,10 +367,7 @@ pub async fn delete_webhook(
         .store()
         .delete_webhook(caller.org_uuid, id, state.now_ms())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => webhook_not_found(id),
-            other => other.into(),
-        })?;
+        .map_err(or_webhook_not_found(id))?;
     state
         .metrics()
         .deliveries_settled
@@ -443,10 +445,7 @@ pub async fn rotate_secret(
         .store()
         .update_webhook(caller.org_uuid, id, patch)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => webhook_not_found(id),
-            other => other.into(),
-        })?;
+        .map_err(or_webhook_not_found(id))?;
     state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
     let shown = generated.then(|| secret.expose().to_owned());
@@ -535,10 +534,7 @@ pub async fn test_webhook(
         .store()
         .append_test_delivery(id, event, now, state.engine().lease())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => webhook_not_found(id),
-            other => other.into(),
-        })?;
+        .map_err(or_webhook_not_found(id))?;
     state.engine().submit(job.into_iter().collect());
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
     Ok(ok(TestDelivery { uuid }))
