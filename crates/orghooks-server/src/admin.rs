@@ -95,9 +95,7 @@ impl Admin {
             other => Ok(other?),
         }
     }
-}
 
-impl Admin {
     /// Creates a publisher token; the token is returned this once.
     pub async fn create_publisher_token(
         &self,

@@ -50,6 +50,8 @@ struct Lane {
     circuit: Circuit,
     /// Waiting in `Dispatcher::starved` for a global slot.
     starved: bool,
+    /// Held back for being full (see `Shared::hold_back`).
+    full: bool,
 }
 
 pub struct Dispatcher {
@@ -137,11 +139,13 @@ impl Dispatcher {
                 max_in_flight: cfg.default_max_in_flight,
                 circuit: Circuit::default(),
                 starved: false,
+                full: false,
             });
             if self.stopping || full || lane.queue.len() >= cfg.max_queued_per_webhook {
                 // Back to the database, due now; while the lane is full the
                 // claimer leaves this webhook's deliveries there.
-                if lane.queue.len() >= cfg.max_queued_per_webhook {
+                if lane.queue.len() >= cfg.max_queued_per_webhook && !lane.full {
+                    lane.full = true;
                     shared.hold_back(job.webhook_uuid, None);
                 }
                 let at = shared.clock.now_ms();
@@ -196,8 +200,11 @@ impl Dispatcher {
             start.push((job, probe));
         }
         let lane_in_flight = lane.in_flight;
-        if lane.queue.len() < self.shared.config.max_queued_per_webhook / 2 && !lane.circuit.open {
-            self.shared.release(webhook);
+        if lane.full && lane.queue.len() < self.shared.config.max_queued_per_webhook / 2 {
+            lane.full = false;
+            if !lane.circuit.open {
+                self.shared.release(webhook);
+            }
         }
         if lane.queue.is_empty()
             && lane.in_flight == 0

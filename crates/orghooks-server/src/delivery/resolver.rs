@@ -3,7 +3,6 @@
 //! returns, so a connection is pinned to a checked address. The resolver is
 //! injectable: tests map their host names to addresses and never touch DNS.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -33,19 +32,6 @@ impl Resolve for SystemResolver {
             let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
             Ok(addrs.map(|a| a.ip()).collect())
         })
-    }
-}
-
-/// A fixed table of host names, for tests; other names do not resolve.
-#[derive(Debug, Default, Clone)]
-pub struct StaticResolver(pub HashMap<String, Vec<IpAddr>>);
-
-impl Resolve for StaticResolver {
-    fn resolve(&self, host: &str) -> BoxFuture<io::Result<Vec<IpAddr>>> {
-        let answer = self.0.get(host).cloned().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{host} does not resolve"))
-        });
-        Box::pin(async move { answer })
     }
 }
 

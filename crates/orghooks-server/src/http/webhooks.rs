@@ -141,7 +141,6 @@ fn webhook_not_found(id: Uuid) -> ApiError {
 
 fn store_error(e: StoreError, id: Uuid, url: Option<&WebhookUrl>, max: u32) -> ApiError {
     match (e, url) {
-        (StoreError::NotFound, _) => webhook_not_found(id),
         (StoreError::Conflict(_), Some(url)) => ApiError::new(
             ErrorCode::UrlDuplicate,
             format!("Webhook with url {} already exists", url.masked()),
@@ -150,7 +149,7 @@ fn store_error(e: StoreError, id: Uuid, url: Option<&WebhookUrl>, max: u32) -> A
             ErrorCode::WebhookLimit,
             format!("An organization can have at most {max} webhooks"),
         ),
-        (other, _) => other.into(),
+        (other, _) => or_webhook_not_found(id)(other),
     }
 }
 

@@ -2,6 +2,29 @@
 
 use std::sync::Arc;
 
+/// Every check of the suite as a test, each on the database a `fresh()`
+/// of the calling module makes (kept alive for the test).
+macro_rules! conformance_suite {
+    () => {
+        conformance_suite!(
+            orgs_and_accounts,
+            token_grants_follow_the_account,
+            webhook_crud_is_scoped_to_its_org,
+            webhook_limit_holds_under_concurrency,
+            webhook_url_is_unique_among_live_webhooks,
+            reactivation_clears_disabled_fields,
+            batches_fan_out_and_keep_book_order,
+        );
+    };
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_database, store) = fresh().await;
+            crate::conformance::$name(store).await;
+        }
+    )*};
+}
+
 use orghooks_core::webhook::{Ordering, SignatureScheme};
 use orghooks_store::*;
 use uuid::Uuid;

@@ -14,25 +14,7 @@ async fn fresh() -> (ScratchDatabase, Arc<dyn Store>) {
     (db, Arc::new(store))
 }
 
-macro_rules! conformance_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_db, store) = fresh().await;
-            conformance::$name(store).await;
-        }
-    )*};
-}
-
-conformance_tests!(
-    orgs_and_accounts,
-    token_grants_follow_the_account,
-    webhook_crud_is_scoped_to_its_org,
-    webhook_limit_holds_under_concurrency,
-    webhook_url_is_unique_among_live_webhooks,
-    reactivation_clears_disabled_fields,
-    batches_fan_out_and_keep_book_order,
-);
+conformance_suite!();
 
 #[tokio::test]
 async fn migrating_twice_is_harmless() {
