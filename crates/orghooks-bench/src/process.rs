@@ -66,7 +66,7 @@ impl Proc {
                 .and_then(|f| f.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        // utime and stime are fields 14 and 15 of stat; 12 and 13 here.
+        // utime and stime are fields 14 and 15 of stat: 11 and 12 (from 0) after the name.
         (ticks(11) + ticks(12)) / 100.0
     }
 
