@@ -214,7 +214,7 @@ async fn catalog_lists_every_type_with_schema_and_example() {
     assert_eq!(status, StatusCode::OK);
     let events = body["response"]["events"].as_array().unwrap();
     assert_eq!(events.len(), 23);
-    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed");
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../orghooks-core/catalog");
     let catalog: Value =
         serde_json::from_str(&std::fs::read_to_string(seed.join("catalog.json")).unwrap()).unwrap();
     for (got, want) in events.iter().zip(catalog.as_array().unwrap()) {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Compares the repo's catalog copy (crates/orghooks-core/catalog) with the
+# original seed, where a checkout has it beside it (../shared/seed). Not part
+# of the test suite: a clone has only the repo. Usage: scripts/check-seed.sh [SEED_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seed="${1:-../shared/seed}"
+if [ ! -d "$seed" ]; then
+  echo "check-seed: no seed folder at $seed; nothing to compare" >&2
+  exit 0
+fi
+diff -r --exclude='*.txt' "$seed" crates/orghooks-core/catalog
+echo "check-seed: crates/orghooks-core/catalog equals $seed"
