@@ -18,8 +18,9 @@ const WAIT: Duration = Duration::from_secs(10);
 const HOOKS: &str = "/v1/account/settings/webhook";
 const BOOK: &str = "1e03d9cd-7d84-4672-bc3d-c19cd19c500b";
 
+/// The repo's own copy of the seed catalog (the embedded one).
 fn seed() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../orghooks-core/catalog")
 }
 
 fn seed_catalog() -> Vec<Value> {
@@ -443,6 +444,13 @@ async fn deliveries_never_reach_blocked_addresses() {
         "fe80::1",
         "100.64.0.1",
         "0.0.0.0",
+        // IPv6 forms that embed a blocked IPv4 address, and tunnels
+        "::ffff:0:7f00:1",
+        "::7f00:1",
+        "64:ff9b::7f00:1",
+        "64:ff9b:1::7f00:1",
+        "2002:7f00:1::1",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
     ];
     for (i, ip) in blocked.iter().enumerate() {
         app.resolver.set("rebind.test", &[ip]);
@@ -458,6 +466,61 @@ async fn deliveries_never_reach_blocked_addresses() {
         0,
         "nothing was dialled"
     );
+}
+
+/// IP-literal URLs in the IPv6 forms that embed a loopback IPv4 address
+/// (and the tunnels whose target cannot be read) are refused on add and on
+/// update; nothing reaches the loopback listener they point at.
+#[tokio::test]
+async fn ipv6_forms_of_blocked_ipv4_are_refused_on_add_and_update() {
+    let app = spawn_delivering(|c| c.security.allow_cidrs = vec![]).await;
+    let (t, _) = setup(&app).await;
+    let counter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = counter.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        while counter.accept().await.is_ok() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    app.resolver.set("public.test", &["93.184.216.34"]);
+    let id = app
+        .add_webhook(&t.token, "https://public.test/", &["book.verified"])
+        .await;
+    let forms = [
+        ("::ffff:0:7f00:1", "loopback"),
+        ("::7f00:1", "loopback"),
+        ("::ffff:7f00:1", "loopback"),
+        ("64:ff9b::7f00:1", "loopback"),
+        ("64:ff9b:1::7f00:1", "an IPv4 tunnel or translator"),
+        ("2002:7f00:1::1", "loopback"),
+        ("2002:a9fe:a9fe::", "link-local"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "an IPv4 tunnel or translator"),
+    ];
+    for (ip, range) in forms {
+        let url = format!("http://[{ip}]:{port}/");
+        let shown: std::net::Ipv6Addr = ip.parse().unwrap();
+        let message =
+            format!("url: address {shown} is {range} and not allowed as a webhook destination");
+        let added = app
+            .post(
+                HOOKS,
+                &t.token,
+                json!({"webhook": {"url": url}, "event_names": ["book.verified"]}),
+            )
+            .await;
+        assert_error(&added, 400, 2004, &message);
+        let updated = app
+            .post(
+                &format!("{HOOKS}/{id}/update"),
+                &t.token,
+                json!({"webhook": {"url": url}}),
+            )
+            .await;
+        assert_error(&updated, 400, 2004, &message);
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
