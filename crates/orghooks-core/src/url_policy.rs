@@ -212,7 +212,10 @@ mod tests {
             ("2002:0a00:0001::", Some(BlockedRange::Private)),
             ("2002:5db8:d822::1", None),
             // Teredo 2001::/32: refused
-            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", Some(BlockedRange::Tunnelled)),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                Some(BlockedRange::Tunnelled),
+            ),
             ("2001::1", Some(BlockedRange::Tunnelled)),
             ("2001:db9::1", None),
             ("2001:4860:4860::8888", None),

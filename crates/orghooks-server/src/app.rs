@@ -18,6 +18,7 @@ use crate::delivery::Engine;
 use crate::delivery::resolver::{PolicyResolver, Resolve, SystemResolver};
 use crate::delivery::sender::Sender;
 use crate::delivery::targets::Targets;
+use crate::http::serve::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -27,6 +28,7 @@ pub struct App {
     state: AppState,
     /// Held for SQLite: one `serve` per data folder.
     lock: Option<DirLock>,
+    limits: ConnectionLimits,
 }
 
 /// What the app reads the world through; tests replace both.
@@ -77,6 +79,8 @@ impl App {
         let keyring = data_dir::keyring(&config)?;
         let catalog = load_catalog(&config)?;
         let store = data_dir::open_store(&config).await?;
+        // Raises the open-file limit before anything else opens files.
+        let limits = ConnectionLimits::from_config(&config);
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
@@ -125,6 +129,7 @@ impl App {
             router,
             state,
             lock,
+            limits,
         })
     }
 
@@ -153,13 +158,16 @@ impl App {
         );
         let role = self.state.config().node.role;
         tracing::info!(addr = %self.local_addr(), role = ?role, "orghooks listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed");
+        crate::http::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.state.metrics().http_connections.clone(),
+            shutdown.clone(),
+        )
+        .await;
         shutdown.cancel();
         let _ = engine.await;
-        served?;
         tracing::info!("orghooks stopped");
         Ok(())
     }

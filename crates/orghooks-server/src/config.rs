@@ -34,6 +34,9 @@ pub struct Config {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -249,6 +252,12 @@ impl Config {
         let invalid = |s: &str| Err(ConfigError::Invalid(s.to_owned()));
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024");
+        }
+        let h = &self.http;
+        if h.header_read_timeout_ms == 0 || h.body_read_timeout_ms == 0 || h.max_connections == 0 {
+            return invalid(
+                "http: header_read_timeout_ms, body_read_timeout_ms and max_connections must be at least 1",
+            );
         }
         if self.auth.token_ttl_secs == 0 {
             return invalid("auth.token_ttl_secs must be at least 1");

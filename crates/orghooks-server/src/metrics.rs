@@ -17,18 +17,42 @@ use prometheus_client::registry::Registry;
 
 use crate::state::AppState;
 
+// Every label value comes from a closed set, so no client can grow the
+// exposition: methods outside the standard ones are `other`, paths that
+// match no route are `unmatched`, and a status is one of at most 500 codes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
+
+/// The method as a label: one of the standard methods, or `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The media type of [`Metrics::render`]'s output: prometheus-client
+/// writes the OpenMetrics text format (with `_total` counters and `# EOF`).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -55,6 +79,8 @@ pub struct Metrics {
     pub attempt_duration: Histogram,
     pub circuits_open: Gauge,
     pub in_flight: Family<WebhookLabels, Gauge>,
+    /// HTTP connections open to the API.
+    pub http_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -121,6 +147,12 @@ impl Metrics {
             "Requests in flight to each webhook from this node",
             in_flight.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open to the API (capped by http.max_connections)",
+            http_connections.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -131,6 +163,7 @@ impl Metrics {
             attempt_duration,
             circuits_open,
             in_flight,
+            http_connections,
         }
     }
 
@@ -146,7 +179,8 @@ impl Metrics {
 /// Middleware recording every request's route, status and latency.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
+    // Only a matched route's template is a label, never the raw path.
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -157,7 +191,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     metrics
         .requests
         .get_or_create(&RequestLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
             status: response.status().as_u16(),
         })

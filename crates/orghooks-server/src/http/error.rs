@@ -17,6 +17,8 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     Internal,
     Unavailable,
+    StorageUnavailable,
+    BodyTimeout,
     Unauthorized,
     TokenExpired,
     AccountDisabled,
@@ -68,6 +70,8 @@ impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
         Self::Internal,
         Self::Unavailable,
+        Self::StorageUnavailable,
+        Self::BodyTimeout,
         Self::Unauthorized,
         Self::TokenExpired,
         Self::AccountDisabled,
@@ -120,6 +124,8 @@ impl ErrorCode {
         match self {
             Self::Internal => 1000,
             Self::Unavailable => 1001,
+            Self::StorageUnavailable => 1002,
+            Self::BodyTimeout => 1308,
             Self::Unauthorized => 1100,
             Self::TokenExpired => 1101,
             Self::AccountDisabled => 1102,
@@ -171,7 +177,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized | Self::TokenExpired | Self::AccountDisabled => {
                 StatusCode::UNAUTHORIZED
             }
@@ -225,6 +232,11 @@ impl ErrorCode {
             Self::Unavailable => {
                 "the store is overloaded or shutting down; retry after Retry-After"
             }
+            Self::StorageUnavailable => {
+                "the store cannot write now (database unreachable, disk full); nothing was \
+                 accepted; retry after Retry-After"
+            }
+            Self::BodyTimeout => "the body did not arrive within http.body_read_timeout_ms",
             Self::Unauthorized => "no Bearer token, or an unknown one",
             Self::TokenExpired => "the access token has expired: request a new one",
             Self::AccountDisabled => "the token's API account is disabled",
@@ -234,7 +246,10 @@ impl ErrorCode {
             Self::MethodNotAllowed => "the route exists, not with this method",
             Self::MalformedJson => "the body is not valid JSON, or not a JSON object",
             Self::UnsupportedMediaType => "the body must be sent as application/json",
-            Self::PayloadTooLarge => "the body is larger than http.max_body_bytes",
+            Self::PayloadTooLarge => {
+                "the body is larger than the route's limit (http.max_body_bytes, \
+                 publish.max_batch_bytes)"
+            }
             Self::InvalidPathUuid => "a uuid in the path is not a valid uuid",
             Self::UnknownField => "the body has a field this operation does not know",
             Self::ReadOnlyField => "the body sets a read-only field",

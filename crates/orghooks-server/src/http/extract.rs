@@ -4,7 +4,9 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use std::time::Duration;
+
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use orghooks_core::credentials;
@@ -31,18 +33,47 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads the body within the configured limit.
+/// The largest body the matched route reads, in bytes (set per route as a
+/// request extension, beside axum's `DefaultBodyLimit`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
+
+/// Reads the body within the route's size limit and `http.body_read_timeout_ms`.
+/// A `Content-Length` over the limit is answered at once, without reading.
 pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("body: larger than {} bytes", state.max_body_bytes()),
-            )
-        } else {
-            ApiError::new(ErrorCode::MalformedJson, format!("body: {rejection}"))
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(state.max_body_bytes(), |l| l.0);
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("body: larger than {limit} bytes"),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = Duration::from_millis(state.config().http.body_read_timeout_ms);
+    match tokio::time::timeout(timeout, Bytes::from_request(req, state)).await {
+        Err(_) => Err(ApiError::new(
+            ErrorCode::BodyTimeout,
+            format!("body: not received within {} ms", timeout.as_millis()),
+        )),
+        Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(too_large())
         }
-    })
+        Ok(Err(rejection)) => Err(ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("body: {rejection}"),
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
 }
 
 impl FromRequest<AppState> for JsonBody {

@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod oauth;
+pub mod serve;
 pub mod views;
 pub mod webhooks;
 
@@ -104,7 +105,8 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     let batch = OpenApiRouter::new()
         .routes(routes!(events::publish_batch))
-        .layer(DefaultBodyLimit::max(max_batch_bytes));
+        .layer(DefaultBodyLimit::max(max_batch_bytes))
+        .layer(Extension(extract::BodyLimit(max_batch_bytes)));
     operations_routes()
         .merge(batch)
         .routes(routes!(events::publish))
@@ -155,6 +157,7 @@ pub fn router(state: AppState) -> axum::Router {
             crate::metrics::track,
         ))
         .layer(DefaultBodyLimit::max(state.max_body_bytes()))
+        .layer(Extension(extract::BodyLimit(state.max_body_bytes())))
         .layer(Extension(doc))
         .with_state(state)
 }

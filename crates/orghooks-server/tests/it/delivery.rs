@@ -496,7 +496,10 @@ async fn ipv6_forms_of_blocked_ipv4_are_refused_on_add_and_update() {
         ("64:ff9b:1::7f00:1", "an IPv4 tunnel or translator"),
         ("2002:7f00:1::1", "loopback"),
         ("2002:a9fe:a9fe::", "link-local"),
-        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "an IPv4 tunnel or translator"),
+        (
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "an IPv4 tunnel or translator",
+        ),
     ];
     for (ip, range) in forms {
         let url = format!("http://[{ip}]:{port}/");

@@ -3,6 +3,7 @@
 
 mod auth;
 mod delivery;
+mod edge;
 mod helpers;
 mod log;
 mod openapi;
