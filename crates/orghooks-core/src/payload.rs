@@ -75,6 +75,38 @@ impl Catalog {
     }
 }
 
+/// The completed payload as receivers get it: `published` (the payload's
+/// JSON text as the platform sent it) unchanged, so numbers, escapes and
+/// spacing arrive exactly as written, with the fields completion added
+/// appended before its closing brace. `completed` is what
+/// [`Catalog::validate_and_complete`] returned for a payload of
+/// `published_len` fields; completion only ever appends fields.
+pub fn completed_text(published: &str, completed: &Value, published_len: usize) -> String {
+    let added: Vec<(&String, &Value)> = completed
+        .as_object()
+        .map(|m| m.iter().skip(published_len).collect())
+        .unwrap_or_default();
+    let published = published.trim();
+    if added.is_empty() {
+        return published.to_owned();
+    }
+    let open = published
+        .strip_suffix('}')
+        .expect("a published payload is a JSON object");
+    let mut out = String::with_capacity(published.len() + 64 * added.len());
+    out.push_str(open.trim_end());
+    for (i, (key, value)) in added.into_iter().enumerate() {
+        if i > 0 || published_len > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
 /// A required entry `a|b` needs at least one of the two; the schema says so
 /// too, but this names the fields in the error.
 fn require_one_of_twins(
@@ -167,6 +199,28 @@ mod tests {
 
     fn catalog() -> Catalog {
         Catalog::embedded().unwrap()
+    }
+
+    #[test]
+    fn completed_text_keeps_the_published_text_and_appends_what_was_added() {
+        let c = Catalog::embedded().unwrap();
+        let published = r#" {"event_name": "document.verification_failed", "book_uuid":"1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "doc_uuid": "5f6c5d3a-6a5b-4c4e-8e9f-0a1b2c3d4e5f", "book_pk": 18446744073709551616, "z": -0, "e": 1E+2, "s": "\u00e9" } "#;
+        let value: Value = serde_json::from_str(published).unwrap();
+        let len = value.as_object().unwrap().len();
+        let (completed, _) = c.validate_and_complete(value).unwrap();
+        let text = completed_text(published, &completed, len);
+        assert_eq!(
+            text,
+            r#"{"event_name": "document.verification_failed", "book_uuid":"1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "doc_uuid": "5f6c5d3a-6a5b-4c4e-8e9f-0a1b2c3d4e5f", "book_pk": 18446744073709551616, "z": -0, "e": 1E+2, "s": "\u00e9","uploaded_doc_uuid":"5f6c5d3a-6a5b-4c4e-8e9f-0a1b2c3d4e5f","severity":"MODERATE","notification_type":"ISSUE","notification_reason":"Document verification failed"}"#
+        );
+        let reparsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(reparsed["severity"], completed["severity"]);
+        // Nothing added: the text is kept as it is.
+        let full = text.clone();
+        let value: Value = serde_json::from_str(&full).unwrap();
+        let len = value.as_object().unwrap().len();
+        let (completed, _) = c.validate_and_complete(value).unwrap();
+        assert_eq!(completed_text(&full, &completed, len), full);
     }
 
     #[test]

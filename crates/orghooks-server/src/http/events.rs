@@ -7,13 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use orghooks_store::{AppendError, Appended, NewEvent, StoreError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode, ErrorEnvelope};
-use super::extract::{JsonBody, Publisher, check_fields, parse_fields};
+use super::extract::{Publisher, RawJsonBody, check_fields, parse_fields};
 use super::views::{Envelope, ok};
 use crate::state::AppState;
 
@@ -67,10 +68,38 @@ pub struct BatchResults {
     pub results: Vec<BatchResult>,
 }
 
-/// Validates and completes one event, ready to append.
-fn prepare(state: &AppState, object: Map<String, Value>) -> Result<NewEvent, ApiError> {
+/// Where an event's payload text is in the request body, read without
+/// unescaping or converting anything.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// The text of the payload of the event whose JSON text is `event`.
+fn raw_payload(event: &str) -> Option<&str> {
+    serde_json::from_str::<RawEvent>(event)
+        .ok()?
+        .payload
+        .map(RawValue::get)
+}
+
+/// Validates and completes one event, ready to append. `raw_payload` is the
+/// payload's text as sent: receivers get it unchanged, plus completion.
+fn prepare(
+    state: &AppState,
+    object: Map<String, Value>,
+    raw_payload: Option<&str>,
+) -> Result<NewEvent, ApiError> {
     check_fields(&object, "", EVENT_FIELDS, &[])?;
     let body: PublishBody = parse_fields(object)?;
+    let published_len = body.payload.as_object().map_or(0, Map::len);
     let occurred_at = match &body.occurred_at {
         None => state.now_ms(),
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
@@ -83,7 +112,10 @@ fn prepare(state: &AppState, object: Map<String, Value>) -> Result<NewEvent, Api
             })?,
     };
     let (payload, event_type) = state.catalog().validate_and_complete(body.payload)?;
-    let text = serde_json::to_string(&payload).map_err(ApiError::internal)?;
+    let text = match raw_payload {
+        Some(raw) => orghooks_core::payload::completed_text(raw, &payload, published_len),
+        None => serde_json::to_string(&payload).map_err(ApiError::internal)?,
+    };
     let max = state.config().publish.max_payload_bytes;
     if text.len() > max {
         return Err(ApiError::new(
@@ -167,9 +199,10 @@ async fn append(
 pub async fn publish(
     State(state): State<AppState>,
     _publisher: Publisher,
-    JsonBody(body): JsonBody,
+    body: RawJsonBody,
 ) -> Result<(StatusCode, axum::Json<Envelope<Published>>), ApiError> {
-    let event = prepare(&state, body)?;
+    let raw = std::str::from_utf8(&body.raw).ok().and_then(raw_payload);
+    let event = prepare(&state, body.object, raw)?;
     let template = event.clone();
     let result = append(&state, vec![event])
         .await?
@@ -204,9 +237,17 @@ pub async fn publish(
 pub async fn publish_batch(
     State(state): State<AppState>,
     _publisher: Publisher,
-    JsonBody(mut body): JsonBody,
+    RawJsonBody {
+        object: mut body,
+        raw,
+    }: RawJsonBody,
 ) -> Result<axum::Json<Envelope<BatchResults>>, ApiError> {
     check_fields(&body, "", &["events"], &[])?;
+    let raw_events: Vec<&RawValue> = std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|text| serde_json::from_str::<RawBatch>(text).ok())
+        .map(|batch| batch.events)
+        .unwrap_or_default();
     let Some(Value::Array(items)) = body.remove("events") else {
         return Err(ApiError::new(
             ErrorCode::InvalidField,
@@ -227,7 +268,10 @@ pub async fn publish_batch(
         .into_iter()
         .enumerate()
         .map(|(i, item)| match item {
-            Value::Object(object) => prepare(&state, object),
+            Value::Object(object) => {
+                let raw = raw_events.get(i).and_then(|e| raw_payload(e.get()));
+                prepare(&state, object, raw)
+            }
             _ => Err(ApiError::new(
                 ErrorCode::MalformedJson,
                 format!("events[{i}]: must be a JSON object"),

@@ -76,7 +76,14 @@ pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, 
     }
 }
 
-impl FromRequest<AppState> for JsonBody {
+/// A JSON object body, with the bytes it was parsed from: for the publish
+/// routes, which deliver the payload's text exactly as it was sent.
+pub struct RawJsonBody {
+    pub object: Map<String, Value>,
+    pub raw: Bytes,
+}
+
+impl FromRequest<AppState> for RawJsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -86,9 +93,9 @@ impl FromRequest<AppState> for JsonBody {
                 "Content-Type: expected application/json",
             ));
         }
-        let bytes = body_bytes(req, state).await?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(Self(map)),
+        let raw = body_bytes(req, state).await?;
+        match serde_json::from_slice::<Value>(&raw) {
+            Ok(Value::Object(object)) => Ok(Self { object, raw }),
             Ok(_) => Err(ApiError::new(
                 ErrorCode::MalformedJson,
                 "body: must be a JSON object",
@@ -98,6 +105,16 @@ impl FromRequest<AppState> for JsonBody {
                 format!("body: invalid JSON: {e}"),
             )),
         }
+    }
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        RawJsonBody::from_request(req, state)
+            .await
+            .map(|body| Self(body.object))
     }
 }
 

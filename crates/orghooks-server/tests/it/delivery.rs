@@ -190,6 +190,72 @@ async fn every_seed_example_arrives_complete_and_signed_in_both_schemes() {
     }
 }
 
+/// Numbers reach the receiver as they were written: integers past 64 bits,
+/// `-0`, long decimals, exponents; in a batch too. A number no float can
+/// hold is refused.
+#[tokio::test]
+async fn numbers_arrive_exactly_as_published() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    app.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
+        .await;
+    let numbers = r#""book_pk":18446744073709551616,"neg_zero":-0,"below_i64":-9223372036854775809,"amount":1234567890.123456789012345,"exp":1E+2"#;
+    let body = format!(
+        r#"{{"account_uuid":"{}","payload":{{"event_name":"book.verified","book_uuid":"{BOOK}","uploaded_docs":[],{numbers}}}}}"#,
+        t.account
+    );
+    let send = |body: String| {
+        app.client
+            .post(format!("{}/v1/events", app.base))
+            .bearer_auth(&p)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let resp = send(body).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let batch = format!(
+        r#"{{"events":[{{"account_uuid":"{}","payload":{{"event_name":"book.verified","book_uuid":"{BOOK}","uploaded_docs":[],{numbers}}}}}]}}"#,
+        t.account
+    );
+    let resp = app
+        .client
+        .post(format!("{}/v1/events/batch", app.base))
+        .bearer_auth(&p)
+        .header("content-type", "application/json")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    for got in receiver.wait_for(2, WAIT).await {
+        let text = String::from_utf8(got.body.to_vec()).unwrap();
+        assert!(text.contains(numbers), "{text}");
+    }
+
+    let huge = format!(
+        r#"{{"account_uuid":"{}","payload":{{"event_name":"book.verified","book_uuid":"{BOOK}","book_pk":1e400}}}}"#,
+        t.account
+    );
+    let resp = send(huge).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 1300);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: invalid JSON: number out of range"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn one_delivery_per_webhook_per_event_whatever_account_published() {
     let app = spawn_delivering(|_| {}).await;
