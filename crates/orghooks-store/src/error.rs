@@ -19,6 +19,11 @@ pub enum StoreError {
     Closed,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The database cannot be reached or cannot write now (connection
+    /// lost, server restarting, disk full, read-only): nothing was written,
+    /// and the same call may succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
     #[error("database error")]
     Backend(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }

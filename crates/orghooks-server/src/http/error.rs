@@ -303,6 +303,10 @@ impl ErrorCode {
     }
 }
 
+/// `Retry-After` while the store is unavailable: long enough for a
+/// PostgreSQL restart or failover, short enough not to stall publishers.
+const STORAGE_RETRY_AFTER_SECS: u64 = 2;
+
 /// An API error: a code, a message naming the field, and (for 5xx) the
 /// cause, which is logged once and never sent.
 #[derive(Debug)]
@@ -365,7 +369,15 @@ impl IntoResponse for ApiError {
         let status = self.code.status();
         // 503 is back-pressure, expected under load: the request metrics
         // count it; a log line per refusal would only add load.
-        if status.is_server_error() && self.code != ErrorCode::Unavailable {
+        if self.code == ErrorCode::StorageUnavailable {
+            // The operator must see this; the cause says what failed.
+            match &self.source {
+                Some(source) => {
+                    tracing::warn!(code = self.code.code(), error = %ErrorChain(source.as_ref()), "storage unavailable")
+                }
+                None => tracing::warn!(code = self.code.code(), "storage unavailable"),
+            }
+        } else if status.is_server_error() && self.code != ErrorCode::Unavailable {
             match &self.source {
                 Some(source) => {
                     tracing::error!(code = self.code.code(), error = %ErrorChain(source.as_ref()), "request failed")
@@ -389,6 +401,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(envelope)).into_response();
         let retry_after = match self.code {
             ErrorCode::Unavailable => Some(self.retry_after.unwrap_or(1)),
+            ErrorCode::StorageUnavailable => {
+                Some(self.retry_after.unwrap_or(STORAGE_RETRY_AFTER_SECS))
+            }
             _ => self.retry_after,
         };
         if let Some(secs) = retry_after {
@@ -455,6 +470,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
+            StoreError::Unavailable(_) => Self {
+                code: ErrorCode::StorageUnavailable,
+                message: "storage: the database cannot write now (unreachable, restarting or out \
+                          of space); nothing was accepted, retry after Retry-After"
+                    .into(),
+                source: Some(Box::new(e)),
+                retry_after: None,
+            },
             StoreError::Busy | StoreError::Closed => Self {
                 code: ErrorCode::Unavailable,
                 message: "the service is busy; retry shortly".into(),

@@ -65,17 +65,39 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 pub async fn spawn_delivering(adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn_on(
         |c| {
-            c.security.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
-            c.delivery.retry_gaps_ms = vec![20, 40, 60];
-            c.delivery.retry_jitter = 0.0;
-            c.delivery.claim_interval_ms = 10;
-            c.delivery.webhook_cache_ms = 10;
-            c.delivery.timeout_ms = 2000;
-            c.delivery.lease_ms = 10_000;
+            delivering(c);
             adjust(c);
         },
         Arc::new(SystemClock),
         ManualClock::starting_now(),
+    )
+    .await
+}
+
+fn delivering(c: &mut Config) {
+    c.security.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    c.delivery.retry_gaps_ms = vec![20, 40, 60];
+    c.delivery.retry_jitter = 0.0;
+    c.delivery.claim_interval_ms = 10;
+    c.delivery.webhook_cache_ms = 10;
+    c.delivery.timeout_ms = 2000;
+    c.delivery.lease_ms = 10_000;
+}
+
+/// A delivering app on storage the test brings: SQLite in the folder
+/// `adjust` sets, or the PostgreSQL server of its `storage.database_url`.
+pub async fn spawn_own_storage(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_backend(
+        |c| {
+            delivering(c);
+            adjust(c);
+            if c.storage.is_postgres() {
+                c.security.encryption_keys = vec![Keyring::generate_spec("k1")];
+            }
+        },
+        Arc::new(SystemClock),
+        ManualClock::starting_now(),
+        false,
     )
     .await
 }

@@ -10,5 +10,6 @@ mod openapi;
 mod publish;
 mod receiver;
 mod robustness;
+mod storage;
 mod validation;
 mod webhooks;

@@ -45,12 +45,29 @@ pub struct PgStore {
     appends: tokio::sync::mpsc::Sender<batcher::Request>,
 }
 
+/// Maps a PostgreSQL error: a lost or refused connection, a server
+/// shutting down or starting, exhausted resources (disk full) and a
+/// read-only server (a standby after failover) are `Unavailable`.
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(Arc::new(e))
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    let state = e.code().map(SqlState::code);
+    let unavailable = e.is_closed()
+        || io
+        || state.is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") || c == "25006"
+        });
+    if unavailable {
+        StoreError::Unavailable(Arc::new(e))
+    } else {
+        StoreError::Backend(Arc::new(e))
+    }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(Arc::new(e))
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg(e),
+        other => StoreError::Unavailable(Arc::new(other)),
+    }
 }
 
 /// Maps a unique violation to the domain rule it enforces.
@@ -73,6 +90,10 @@ impl PgStore {
         let mut config = config;
         // Durable commits, whatever the server's default (SPEC §7).
         config.options("-c synchronous_commit=on");
+        // An unreachable server must fail a request, not hang it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -167,9 +188,19 @@ fn json_list(names: &[String]) -> String {
 
 #[async_trait]
 impl Store for PgStore {
+    /// Ready means connected to a server that accepts writes (not a
+    /// standby, as a node may find itself on after a failover).
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("SELECT 1", &[]).await.map_err(pg)?;
+        let row = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(pg)?;
+        if row.get::<_, bool>(0) {
+            return Err(StoreError::Unavailable(Arc::new(std::io::Error::other(
+                "the server is a read-only standby",
+            ))));
+        }
         Ok(())
     }
 

@@ -57,8 +57,21 @@ pub struct SqliteStore {
     readers: Readers,
 }
 
+/// Maps a SQLite error: the disk or file failing (full, read-only, I/O
+/// error, locked past the busy timeout) is `Unavailable`, the rest a bug.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(Arc::new(e))
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(
+            C::DiskFull
+            | C::SystemIoFailure
+            | C::ReadOnly
+            | C::CannotOpen
+            | C::DatabaseBusy
+            | C::DatabaseLocked,
+        ) => StoreError::Unavailable(Arc::new(e)),
+        _ => StoreError::Backend(Arc::new(e)),
+    }
 }
 
 impl SqliteStore {
@@ -192,9 +205,19 @@ fn live_webhook(conn: &Connection, org: Uuid, webhook: Uuid) -> Result<Webhook, 
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// A real write through the writer: ready means able to commit (a
+    /// full disk fails here once the WAL cannot grow).
     async fn ping(&self) -> Result<(), StoreError> {
-        self.readers
-            .lookup(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+        self.writer
+            .submit(|conn| {
+                conn.prepare_cached(
+                    "INSERT INTO health (id, beats) VALUES (1, 1) \
+                     ON CONFLICT (id) DO UPDATE SET beats = beats + 1",
+                )
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+                .map_err(backend)
+            })
             .await
     }
 

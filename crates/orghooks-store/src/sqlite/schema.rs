@@ -131,6 +131,13 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_delivery ON attempts(delivery_id);
 "#,
+    // Readiness writes here: a store that cannot commit is not ready.
+    r#"
+CREATE TABLE health (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    beats  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date; refuses a database newer than this binary.
