@@ -196,6 +196,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The longest an HTTP client may take over a request's headers or body.
+const HOUR_MS: u64 = 3_600_000;
+
 impl Config {
     /// Merges defaults, `file`, the environment and `overrides`, then checks
     /// the result.
@@ -328,7 +331,63 @@ impl Config {
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Every `[section] key` of the built-in defaults.
+    fn default_keys() -> Vec<(String, String)> {
+        let mut section = String::new();
+        let mut keys = Vec::new();
+        for line in DEFAULT_TOML.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, _)) = line.split_once(" = ")
+                && !line.starts_with('#')
+            {
+                keys.push((section.clone(), key.to_owned()));
+            }
+        }
+        keys
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20261129),
+            ..Default::default()
+        })]
+
+        /// Any value for any key is refused with a message or accepted
+        /// into a config the server can run with; nothing panics.
+        #[test]
+        fn any_value_for_any_key_is_judged_without_panicking(
+            entries in prop::collection::vec(
+                (prop::sample::select(default_keys()), prop_oneof![
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    any::<u64>().prop_map(|n| n.to_string()),
+                    any::<f64>().prop_map(|f| format!("{f:?}")),
+                    any::<bool>().prop_map(|b| b.to_string()),
+                    "[ -~]{0,20}".prop_map(|s| format!("{s:?}")),
+                    prop::collection::vec(0u64..100_000, 0..4).prop_map(|v| format!("{v:?}")),
+                    Just("[\"127.0.0.0/8\"]".to_owned()),
+                ]),
+                1..4,
+            )
+        ) {
+            let text: String = entries
+                .iter()
+                .map(|((section, key), value)| format!("[{section}]\n{key} = {value}\n"))
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, &text).unwrap();
+            if let Ok(config) = Config::load(Some(&file), &Overrides::default()) {
+                let _ = config.delivery.schedule();
+                let _ = crate::http::serve::ConnectionLimits::from_config(&config);
+            }
+        }
+    }
 
     #[test]
     fn defaults_parse_and_flags_win() {
