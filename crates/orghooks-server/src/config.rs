@@ -262,6 +262,11 @@ impl Config {
                 "http: header_read_timeout_ms, body_read_timeout_ms and max_connections must be at least 1",
             );
         }
+        if h.header_read_timeout_ms > HOUR_MS || h.body_read_timeout_ms > HOUR_MS {
+            return invalid(
+                "http: header_read_timeout_ms and body_read_timeout_ms must be at most 3600000 (1 h)",
+            );
+        }
         if self.auth.token_ttl_secs == 0 {
             return invalid("auth.token_ttl_secs must be at least 1");
         }

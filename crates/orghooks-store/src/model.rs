@@ -364,4 +364,6 @@ pub enum Redelivery {
     Leased(DeliveryJob),
     /// Left for the claimers (the caller does not deliver).
     Queued,
+    /// An attempt is in flight: one more follows it unless it succeeds.
+    AfterCurrent,
 }

@@ -102,19 +102,7 @@ impl Dispatcher {
 
     fn settle(&mut self, job: &DeliveryJob, attempt: Option<AttemptRecord>, settle: Settle) {
         self.known.remove(&job.id);
-        let outcome = match &settle {
-            Settle::Succeeded => Some("succeeded"),
-            Settle::Failed => Some("failed"),
-            Settle::Cancelled => Some("cancelled"),
-            _ => None,
-        };
-        if let Some(outcome) = outcome {
-            self.shared
-                .metrics
-                .deliveries_settled
-                .get_or_create(&OutcomeLabels { outcome })
-                .inc();
-        }
+        // Counted as settled by the completer, once the outcome is committed.
         let _ = self.outcomes.send(Outcome {
             delivery_id: job.id,
             attempt,

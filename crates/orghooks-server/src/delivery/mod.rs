@@ -278,7 +278,10 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
                 .complete(batch.clone(), shared.clock.now_ms())
                 .await
             {
-                Ok(()) => break,
+                Ok(()) => {
+                    count_settled(&shared.metrics, &batch);
+                    break;
+                }
                 Err(e) => {
                     // Leases keep the deliveries safe meanwhile: worst case
                     // they are sent again after the lease expires.
@@ -289,6 +292,23 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
             }
         }
         batch.clear();
+    }
+}
+
+/// Counts the deliveries that reached an end, once that end is committed:
+/// what the metric says, the delivery log already shows.
+fn count_settled(metrics: &crate::metrics::Metrics, batch: &[Outcome]) {
+    for outcome in batch {
+        let label = match outcome.settle {
+            orghooks_store::Settle::Succeeded => "succeeded",
+            orghooks_store::Settle::Failed => "failed",
+            orghooks_store::Settle::Cancelled => "cancelled",
+            _ => continue,
+        };
+        metrics
+            .deliveries_settled
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome: label })
+            .inc();
     }
 }
 

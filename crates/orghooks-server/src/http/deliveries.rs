@@ -411,6 +411,10 @@ pub async fn redeliver(
             tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery requested");
             DeliveryStatus::Delivering.as_str().to_owned()
         }
+        Some(Redelivery::AfterCurrent) => {
+            tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery requested after the attempt in flight");
+            DeliveryStatus::Delivering.as_str().to_owned()
+        }
         Some(Redelivery::Queued) => {
             tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery queued");
             DeliveryStatus::Pending.as_str().to_owned()

@@ -174,10 +174,15 @@ async fn append(
         .await
         .map_err(busy)?;
     let mut jobs = Vec::new();
+    let mut created = 0;
     for appended in results.iter().flatten() {
         jobs.extend(appended.deliveries.iter().cloned());
+        if !appended.replayed {
+            // Every delivery, whether leased here or left pending.
+            created += u64::from(appended.delivery_count);
+        }
     }
-    state.metrics().deliveries_created.inc_by(jobs.len() as u64);
+    state.metrics().deliveries_created.inc_by(created);
     state.engine().submit(jobs);
     Ok(results)
 }

@@ -14,7 +14,7 @@ use sha2::Sha256;
 use crate::helpers::{TestApp, assert_error, spawn_delivering};
 use crate::receiver::{Behavior, Recorded, TestReceiver};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 const HOOKS: &str = "/v1/account/settings/webhook";
 const BOOK: &str = "1e03d9cd-7d84-4672-bc3d-c19cd19c500b";
 

@@ -382,7 +382,7 @@ impl TestApp {
 
     /// Waits until `series` reaches at least `value`, or panics at the deadline.
     pub async fn wait_metric(&self, series: &str, value: f64) {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let got = self.metric(series).await;
             if got >= value {
@@ -403,7 +403,7 @@ impl TestApp {
         token: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let (_, body) = self.get(path, token).await;
             if done(&body) {

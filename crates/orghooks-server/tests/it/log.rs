@@ -396,6 +396,46 @@ async fn redeliver_and_recover_resend_with_the_same_id_and_a_fresh_signature() {
     }
 }
 
+/// Asking for a redelivery while an attempt is in flight is not lost: when
+/// that attempt fails, the delivery goes again at once.
+#[tokio::test]
+async fn a_redelivery_asked_for_during_a_failing_attempt_follows_it() {
+    let app = spawn_delivering(|c| {
+        c.delivery.retry_gaps_ms = vec![];
+        c.delivery.timeout_ms = 300;
+    })
+    .await;
+    let t = app.tenant().await;
+    let p = app.publisher_token().await;
+    let receiver = TestReceiver::start(Behavior::Hang).await;
+    let id = app
+        .add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
+        .await;
+    app.publish(&p, verified(&t, BOOK_A, "OK")).await;
+    let first = receiver.wait_for(1, WAIT).await;
+    let delivery = first[0].webhook_id().to_owned();
+    receiver.set(Behavior::Status(200));
+    let path = format!("{HOOKS}/{id}/delivery/{delivery}/redeliver");
+    let (status, body) = app.call(Method::POST, &path, Some(&t.token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["response"],
+        json!({"uuid": delivery, "status": "delivering"})
+    );
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got[1].webhook_id(), delivery);
+    let detail = app
+        .wait_until(
+            &format!("{HOOKS}/{id}/delivery/{delivery}"),
+            &t.token,
+            |b| b["response"]["status"] == "succeeded",
+        )
+        .await;
+    let attempts = detail["response"]["attempt_log"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{detail}");
+    assert_eq!(attempts[1]["response_status"], 200);
+}
+
 fn chrono_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -498,9 +538,14 @@ async fn a_circuit_open_too_long_disables_and_reactivation_releases_what_was_hel
     let id = app
         .add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
         .await;
-    for _ in 0..4 {
-        app.publish(&p, verified(&t, BOOK_A, "OK")).await;
-    }
+    // One batch: all four deliveries exist before the first attempt, so
+    // none can be published after the webhook is disabled.
+    let events: Vec<Value> = (0..4).map(|_| verified(&t, BOOK_A, "OK")).collect();
+    let (status, body) = app
+        .post("/v1/events/batch", &p, json!({ "events": events }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["response"]["accepted"], 4, "{body}");
     let body = app
         .wait_until(&format!("{HOOKS}/{id}"), &t.token, |b| {
             b["response"]["is_active"] == false

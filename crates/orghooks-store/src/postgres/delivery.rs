@@ -217,8 +217,12 @@ pub(super) async fn complete(
             Settle::Cancelled => (DeliveryStatus::Cancelled, now),
             Settle::Deferred { at } => (DeliveryStatus::Pending, at),
         };
+        // As on SQLite: a redelivery asked for in flight goes again now.
         tx.execute(
-            "UPDATE deliveries SET status = $2, next_attempt_at = $3, attempts = attempts + $4, \
+            "UPDATE deliveries SET status = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN 'pending' ELSE $2::text END, \
+             next_attempt_at = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN $5::bigint ELSE $3::bigint END, \
+             attempts = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN 0 ELSE attempts + $4::integer END, \
+             redeliver = false, \
              lease_owner = NULL, lease_until = NULL, updated_at = $5 \
              WHERE id = $1 AND status = 'delivering'",
             &[
@@ -360,6 +364,15 @@ pub(super) async fn redeliver(
     lease: Option<&Lease>,
 ) -> Result<Option<Redelivery>, StoreError> {
     let detail = get(tx, webhook, delivery).await?;
+    if detail.summary.status == DeliveryStatus::Delivering {
+        tx.execute(
+            "UPDATE deliveries SET redeliver = true WHERE id = $1 AND status = 'delivering'",
+            &[&detail.summary.id],
+        )
+        .await
+        .map_err(pg)?;
+        return Ok(Some(Redelivery::AfterCurrent));
+    }
     if !matches!(
         detail.summary.status,
         DeliveryStatus::Succeeded | DeliveryStatus::Failed

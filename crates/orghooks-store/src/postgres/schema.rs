@@ -10,7 +10,8 @@ use crate::StoreError;
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6f72_6768_6f6f_6b73;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (
     uuid        UUID PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -130,7 +131,12 @@ CREATE TABLE attempts (
     request_headers   TEXT
 );
 CREATE INDEX attempts_delivery ON attempts(delivery_id);
-"#];
+"#,
+    // A redelivery asked for while an attempt is in flight.
+    r#"
+ALTER TABLE deliveries ADD COLUMN redeliver BOOLEAN NOT NULL DEFAULT false;
+"#,
+];
 
 /// Brings the schema up to date; refuses a database newer than this binary.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {

@@ -402,9 +402,14 @@ pub(super) fn complete(
             Settle::Cancelled => (DeliveryStatus::Cancelled, now),
             Settle::Deferred { at } => (DeliveryStatus::Pending, at),
         };
-        // A delivery cancelled while in flight stays cancelled.
+        // A delivery cancelled while in flight stays cancelled. One whose
+        // redelivery was asked for while in flight goes again now, with a
+        // fresh budget, unless this attempt succeeded.
         conn.prepare_cached(
-            "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, attempts = attempts + ?4, \
+            "UPDATE deliveries SET status = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN 'pending' ELSE ?2 END, \
+             next_attempt_at = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN ?5 ELSE ?3 END, \
+             attempts = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN 0 ELSE attempts + ?4 END, \
+             redeliver = 0, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?5 \
              WHERE id = ?1 AND status = 'delivering'",
         )

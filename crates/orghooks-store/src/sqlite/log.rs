@@ -120,6 +120,14 @@ pub(super) fn redeliver(
     let detail = get(conn, webhook, delivery)?;
     match detail.summary.status {
         DeliveryStatus::Succeeded | DeliveryStatus::Failed => {}
+        DeliveryStatus::Delivering => {
+            conn.prepare_cached(
+                "UPDATE deliveries SET redeliver = 1 WHERE id = ?1 AND status = 'delivering'",
+            )
+            .and_then(|mut s| s.execute(params![detail.summary.id]))
+            .map_err(backend)?;
+            return Ok(Some(Redelivery::AfterCurrent));
+        }
         // Already waiting to be sent (or the webhook is gone): nothing to do.
         _ => return Ok(None),
     }

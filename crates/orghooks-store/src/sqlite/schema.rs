@@ -138,6 +138,10 @@ CREATE TABLE health (
     beats  INTEGER NOT NULL
 );
 "#,
+    // A redelivery asked for while an attempt is in flight.
+    r#"
+ALTER TABLE deliveries ADD COLUMN redeliver INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date; refuses a database newer than this binary.
