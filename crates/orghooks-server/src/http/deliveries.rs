@@ -57,19 +57,36 @@ impl<S: Send + Sync> FromRequestParts<S> for DeliveryPath {
     }
 }
 
+/// A delivery's state (SPEC §5).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only: `DeliveryStatus` parses it
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatusName {
+    Pending,
+    Delivering,
+    Succeeded,
+    Failed,
+    Held,
+    Cancelled,
+}
+
 /// Filters of the delivery log; every value is checked.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// pending, delivering, succeeded, failed, held or cancelled.
+    #[param(value_type = Option<DeliveryStatusName>, inline)]
     pub status: Option<String>,
+    /// An event type of the catalog.
     pub event_name: Option<String>,
     pub book_uuid: Option<Uuid>,
     /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Created before (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
-    /// 1 to 100, default 50.
+    /// Default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -123,11 +140,13 @@ pub struct AttemptView {
     pub uuid: Uuid,
     pub started_on: String,
     pub duration_ms: i64,
-    /// As sent, with Basic auth masked.
-    #[schema(value_type = Object)]
+    /// As sent, with Basic auth masked; null for successful attempts
+    /// (headers are kept for failed ones only).
+    #[schema(value_type = Option<Object>)]
     pub request_headers: Value,
     pub response_status: Option<u16>,
-    #[schema(value_type = Object)]
+    /// Null for successful attempts, like `request_headers`.
+    #[schema(value_type = Option<Object>)]
     pub response_headers: Value,
     /// For non-2xx answers, up to 16 KiB.
     pub response_body: Option<String>,
@@ -435,10 +454,13 @@ pub async fn redeliver(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverBody {
     /// Deliveries created at or after (RFC 3339).
+    #[schema(format = DateTime)]
     pub since: String,
     /// Created before (RFC 3339); default now. At most 14 days after `since`.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 

@@ -21,21 +21,28 @@ use crate::state::AppState;
 const EVENT_FIELDS: &[&str] = &["event_uuid", "account_uuid", "occurred_at", "payload"];
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublishBody {
     /// Makes publishing idempotent (unique per org); generated when absent.
     pub event_uuid: Option<Uuid>,
     /// The API account the event happened in; it decides the organization.
     pub account_uuid: Uuid,
     /// RFC 3339; defaults to the time of acceptance.
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
     /// The notification, flat, with `event_name` naming its type.
     #[schema(value_type = Object)]
     pub payload: Value,
 }
 
-/// Events to publish; each is judged on its own.
+/// Events to publish; each is judged on its own, as `POST /v1/events`
+/// would judge it (`PublishBody`), and answered in `results`: an item that
+/// is not a valid event is refused there, not the batch.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    /// At most `publish.max_batch_events` (1,000 by default) items.
+    #[schema(value_type = Vec<Value>, max_items = 1000)]
     pub events: Vec<PublishBody>,
 }
 

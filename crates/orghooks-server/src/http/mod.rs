@@ -131,9 +131,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes(0).split_for_parts().1
 }
 
-/// The document as served: the generated one, with every error code listed
-/// on `ErrorEnvelope.code` (an enum, and the table in its description).
-fn render_openapi(api: &utoipa::openapi::OpenApi) -> String {
+/// The document as served: the generated one, completed with what the
+/// derive macros cannot say, so that it matches the wire exactly: every
+/// error code on `ErrorEnvelope.code`, the statuses every operation can
+/// answer (a body can be too large or late, a token refused, a store
+/// unavailable), and the catalog's event names where a field takes them.
+fn render_openapi(
+    api: &utoipa::openapi::OpenApi,
+    catalog: &orghooks_core::Catalog,
+    max_batch_events: usize,
+) -> String {
     let mut doc = serde_json::to_value(api).expect("the OpenAPI document serialises");
     let code = &mut doc["components"]["schemas"]["ErrorEnvelope"]["properties"]["code"];
     code["enum"] = ErrorCode::ALL.iter().map(|c| c.code()).collect();
@@ -142,13 +149,128 @@ fn render_openapi(api: &utoipa::openapi::OpenApi) -> String {
         error::error_code_table()
     )
     .into();
+    let names: Vec<&str> = catalog
+        .iter()
+        .filter(|t| t.is_active)
+        .map(|t| t.name.as_str())
+        .collect();
+    let all_names: Vec<&str> = catalog.iter().map(|t| t.name.as_str()).collect();
+    for body in ["AddWebhookBody", "UpdateWebhookBody"] {
+        let field = &mut doc["components"]["schemas"][body]["properties"]["event_names"];
+        field["uniqueItems"] = true.into();
+        field["items"]["enum"] = serde_json::json!(names);
+    }
+    doc["components"]["schemas"]["BatchBody"]["properties"]["events"]["maxItems"] =
+        max_batch_events.into();
+    // An update changes the webhook, the subscriptions, or both.
+    doc["components"]["schemas"]["UpdateWebhookBody"]["anyOf"] = serde_json::json!([
+        {"required": ["webhook"], "properties": {"webhook": {"type": "object"}}},
+        {"required": ["event_names"], "properties": {"event_names": {"type": "array"}}},
+    ]);
+    for parameter in
+        doc["paths"]["/v1/account/settings/webhook/{webhook_uuid}/deliveries"]["get"]["parameters"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+    {
+        if parameter["name"] == "event_name" {
+            parameter["schema"]["enum"] = serde_json::json!(all_names);
+        }
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, operations) in paths {
+            for operation in operations
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut())
+            {
+                add_error_responses(path, operation);
+            }
+        }
+    }
     serde_json::to_string_pretty(&doc).expect("a JSON value serialises")
+}
+
+/// Adds the error statuses an operation can answer that its declaration
+/// does not list, each with the error envelope.
+fn add_error_responses(path: &str, operation: &mut serde_json::Value) {
+    let secured = operation.get("security").is_some();
+    let management = operation["tags"]
+        .as_array()
+        .and_then(|t| t.first())
+        .and_then(|t| t.as_str())
+        .is_some_and(|t| matches!(t, "webhooks" | "deliveries" | "events"));
+    let body = operation.get("requestBody").is_some();
+    let mut statuses: Vec<(u16, &str)> = Vec::new();
+    if path.contains('{') {
+        statuses.extend([
+            (400, "A path uuid is not a uuid"),
+            (404, "No such object in your organization"),
+        ]);
+    }
+    if body {
+        statuses.extend([
+            (
+                400,
+                "The body is not valid JSON or breaks a rule; the message names the field",
+            ),
+            (
+                408,
+                "The body did not arrive within http.body_read_timeout_ms",
+            ),
+            (413, "The body is larger than the route's limit"),
+            (415, "The body is not sent as application/json"),
+        ]);
+    }
+    if secured {
+        statuses.extend([
+            (
+                401,
+                "No token, an unknown or expired one, or a disabled account",
+            ),
+            (403, "The token's kind or role may not do this"),
+        ]);
+    }
+    if management {
+        statuses.push((
+            429,
+            "Too many management calls from this account; see Retry-After",
+        ));
+    }
+    if secured || body {
+        statuses.push((
+            503,
+            "The store cannot take this now; retry after Retry-After",
+        ));
+    }
+    let responses = &mut operation["responses"];
+    for (status, description) in statuses {
+        let key = status.to_string();
+        if responses.get(&key).is_some() {
+            continue;
+        }
+        let mut response = serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+        });
+        if status == 429 || status == 503 {
+            response["headers"] = serde_json::json!({"Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 0},
+            }});
+        }
+        responses[key] = response;
+    }
 }
 
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
     let (router, api) = documented_routes(state.config().publish.max_batch_bytes).split_for_parts();
-    let doc = OpenApiJson(Arc::new(render_openapi(&api)));
+    let doc = OpenApiJson(Arc::new(render_openapi(
+        &api,
+        state.catalog(),
+        state.config().publish.max_batch_events,
+    )));
     router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -23,9 +23,18 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
+    #[schema(value_type = GrantType)]
     pub grant_type: String,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+}
+
+/// The one grant type there is.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -41,57 +41,94 @@ const READ_ONLY_FIELDS: &[&str] = &[
     "disabled_at",
 ];
 
+// The request shapes below document what the handlers accept (they parse
+// with `check_fields`/`parse_fields`): every bound the server checks is in
+// the schema, and no other field is allowed.
+
+/// How deliveries are signed (SPEC §4).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only: `SignatureScheme` parses it
+#[schema(rename_all = "kebab-case")]
+pub enum SignatureSchemeName {
+    Ocrolus,
+    StandardWebhooks,
+}
+
+/// Per-book ordering (SPEC §5).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation only: `Ordering` parses it
+#[schema(rename_all = "snake_case")]
+pub enum OrderingName {
+    None,
+    PerBook,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AddWebhookBody {
     pub webhook: WebhookInput,
     /// Event type names to subscribe to: at least one, no duplicates.
+    #[schema(min_items = 1)]
     pub event_names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookInput {
-    /// http(s) URL; `user:password@` adds Basic auth to deliveries.
+    /// http(s) URL with a host that has a top-level domain (or an IP
+    /// literal); `user:password@` adds Basic auth to deliveries.
+    #[schema(max_length = 2048)]
     pub url: String,
     /// 3 to 255 characters.
+    #[schema(min_length = 3, max_length = 255)]
     pub description: Option<String>,
     /// Default true.
     pub is_active: Option<bool>,
     /// `ocrolus` (default) or `standard-webhooks`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SignatureSchemeName>)]
     pub signature_scheme: Option<SignatureScheme>,
     /// `none` (default) or `per_book`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<OrderingName>)]
     pub ordering: Option<Ordering>,
-    /// Concurrent requests to this webhook per node, 1 to 256 (default 16).
+    /// Concurrent requests to this webhook per node (default 16).
+    #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateWebhookBody {
     pub webhook: Option<WebhookChange>,
     /// Replaces the subscriptions.
+    #[schema(min_items = 1)]
     pub event_names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookChange {
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
+    #[schema(min_length = 3, max_length = 255)]
     pub description: Option<String>,
     pub is_active: Option<bool>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SignatureSchemeName>)]
     pub signature_scheme: Option<SignatureScheme>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<OrderingName>)]
     pub ordering: Option<Ordering>,
+    #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RotateSecretBody {
     /// `ocrolus`: 16 to 128 characters. `standard-webhooks`: `whsec_` and
     /// the base64 of 24 to 64 bytes; omit it to have one generated.
+    #[schema(max_length = 128)]
     pub secret_key: Option<String>,
     /// Switches the signature scheme together with the secret (extension).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SignatureSchemeName>)]
     pub signature_scheme: Option<SignatureScheme>,
 }
 
@@ -455,6 +492,7 @@ pub async fn rotate_secret(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TestWebhookBody {
     /// The uuid of an event type (not of an event): its example is sent.
     pub event_uuid: Uuid,

@@ -10,6 +10,7 @@ mod openapi;
 mod publish;
 mod receiver;
 mod robustness;
+mod schemathesis;
 mod storage;
 mod validation;
 mod webhooks;

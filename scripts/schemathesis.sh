@@ -1,0 +1,29 @@
+# Sourced by scripts/test: installs schemathesis (from PyPI, pinned) into a
+# virtualenv under target/, where the integration test
+# `schemathesis_finds_nothing_with_every_check` finds it, and makes that
+# test fail rather than skip when it is missing. Installs Python with
+# apt-get first when there is none and we are root.
+SCHEMATHESIS_VERSION=4.32.5
+
+st_provision() {
+  local venv=target/schemathesis-venv
+  if [ -x "$venv/bin/schemathesis" ] \
+    && "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    echo "schemathesis: $SCHEMATHESIS_VERSION in $venv"
+  else
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "schemathesis: installing Python with apt-get"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+      else
+        echo "schemathesis: needs python3 with venv; install it or run as root" >&2
+        return 1
+      fi
+    fi
+    echo "schemathesis: installing $SCHEMATHESIS_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export ORGHOOKS_REQUIRE_SCHEMATHESIS=1
+}
