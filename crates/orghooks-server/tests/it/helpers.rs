@@ -380,9 +380,20 @@ impl TestApp {
             .unwrap_or(0.0)
     }
 
-    /// Waits until `series` reaches at least `value`, or panics at the deadline.
+    /// Waits until `series` reaches at least `value`, or panics after 30 s.
     pub async fn wait_metric(&self, series: &str, value: f64) {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        self.wait_metric_within(series, value, std::time::Duration::from_secs(30))
+            .await
+    }
+
+    /// Waits until `series` reaches at least `value`, or panics after `deadline`.
+    pub async fn wait_metric_within(
+        &self,
+        series: &str,
+        value: f64,
+        deadline: std::time::Duration,
+    ) {
+        let until = std::time::Instant::now() + deadline;
         loop {
             let got = self.metric(series).await;
             if got >= value {

@@ -489,9 +489,12 @@ async fn per_book_ordering_holds_under_seeded_failures_while_unordered_stays_par
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["response"]["accepted"], 100);
     }
-    app.wait_metric(
+    // Each book's twenty deliveries go one after another, through seeded
+    // failures and retries: on a busy machine that takes a while.
+    app.wait_metric_within(
         r#"orghooks_deliveries_settled_total{outcome="succeeded"}"#,
         2000.0,
+        Duration::from_secs(180),
     )
     .await;
     assert_eq!(

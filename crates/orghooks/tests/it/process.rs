@@ -15,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_orghooks");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Its last log lines, printed if it exited on its own.
+    log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
 
 /// Starts `orghooks serve` in `cwd` on a free port and waits (up to 30 s)
@@ -47,6 +49,8 @@ fn start(cwd: &Path, mut command: Command) -> Server {
         .expect("orghooks starts");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<Value>(&line)
@@ -54,6 +58,11 @@ fn start(cwd: &Path, mut command: Command) -> Server {
             {
                 let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
             }
+            let mut kept = kept.lock().unwrap();
+            if kept.len() == 40 {
+                kept.pop_front();
+            }
+            kept.push_back(line);
         }
     });
     let addr = rx
@@ -62,11 +71,18 @@ fn start(cwd: &Path, mut command: Command) -> Server {
     Server {
         child,
         base: format!("http://{addr}"),
+        log,
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            eprintln!("orghooks serve exited on its own ({status}); its last log lines:");
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("  {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
