@@ -26,8 +26,8 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
-    /// Held for SQLite: one `serve` per data folder.
-    lock: Option<DirLock>,
+    /// Held for SQLite (released on drop): one `serve` per data folder.
+    _lock: Option<DirLock>,
     limits: ConnectionLimits,
 }
 
@@ -79,6 +79,21 @@ impl App {
         let keyring = data_dir::keyring(&config)?;
         let catalog = load_catalog(&config)?;
         let store = data_dir::open_store(&config).await?;
+        if lock.is_some() {
+            // The data folder's lock says no other process sends from this
+            // database, so every lease left is a dead (or stopped) run's:
+            // resume them now, before this process leases anything itself.
+            match store.recover_leases(clock.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "resuming deliveries the last run left unfinished"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot resume the last run's deliveries now; they wait for their leases to expire")
+                }
+            }
+        }
         // Raises the open-file limit before anything else opens files.
         let limits = ConnectionLimits::from_config(&config);
         let listener = TcpListener::bind(config.http.listen)
@@ -128,7 +143,7 @@ impl App {
             listener,
             router,
             state,
-            lock,
+            _lock: lock,
             limits,
         })
     }
@@ -146,16 +161,9 @@ impl App {
     /// Serves and delivers until `shutdown` is cancelled, then lets
     /// in-flight requests and deliveries finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // With SQLite the data folder lock guarantees no other process sends
-        // from this database, so every lease left is a dead run's: resume
-        // them now. Nodes sharing PostgreSQL wait for leases to expire.
-        let single_node = self.lock.is_some();
-        let engine = tokio::spawn(
-            self.state
-                .engine()
-                .clone()
-                .run(shutdown.clone(), single_node),
-        );
+        // Leases a dead SQLite run left were resumed in `build`; nodes
+        // sharing PostgreSQL wait for leases to expire.
+        let engine = tokio::spawn(self.state.engine().clone().run(shutdown.clone()));
         let role = self.state.config().node.role;
         tracing::info!(addr = %self.local_addr(), role = ?role, "orghooks listening");
         crate::http::serve::serve(

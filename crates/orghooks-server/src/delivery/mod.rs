@@ -200,7 +200,7 @@ impl Engine {
 
     /// Runs the dispatcher, the claimer and the completer until `shutdown`;
     /// then lets requests in flight finish and writes their outcomes.
-    pub async fn run(self, shutdown: CancellationToken, recover_leases: bool) {
+    pub async fn run(self, shutdown: CancellationToken) {
         if !self.delivers {
             return;
         }
@@ -208,18 +208,6 @@ impl Engine {
             return;
         };
         let shared = self.shared.clone();
-        if recover_leases {
-            match shared.store.recover_leases(shared.clock.now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    deliveries = n,
-                    "resuming deliveries left in flight by the last run"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot recover leases; they expire on their own")
-                }
-            }
-        }
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(complete(shared.clone(), outcomes_rx));
         let load = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -1,10 +1,14 @@
 //! Hostile or careless input gets the envelope; races and restarts keep
 //! the rules.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{assert_error, spawn_app, spawn_sqlite_with, spawn_with};
+use crate::receiver::{Behavior, TestReceiver};
 
 const ADD: &str = "/v1/account/settings/webhook";
 
@@ -140,4 +144,54 @@ async fn a_second_server_on_the_same_data_folder_is_refused() {
             .contains("another `orghooks serve` is already using the data folder"),
         "{err}"
     );
+}
+
+/// Clean restarts while events keep coming: every accepted event arrives,
+/// and no delivery reaches the healthy receiver twice (a new process must
+/// not take its own fresh leases for a dead run's).
+#[tokio::test]
+async fn clean_restarts_under_load_send_nothing_twice() {
+    use std::sync::{Arc, Mutex};
+    let mut app = crate::helpers::spawn_delivering(|_| {}).await;
+    let t = app.tenant().await;
+    let p = app.publisher_token().await;
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    app.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
+        .await;
+    let base = Arc::new(Mutex::new(app.base.clone()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publisher = tokio::spawn({
+        let (base, stop, client) = (base.clone(), stop.clone(), app.client.clone());
+        let event = json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
+            "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}});
+        async move {
+            let mut accepted = 0usize;
+            while !stop.is_cancelled() {
+                let url = format!("{}/v1/events", base.lock().unwrap());
+                let sent = client.post(url).bearer_auth(&p).json(&event).send().await;
+                if sent.is_ok_and(|r| r.status() == StatusCode::ACCEPTED) {
+                    accepted += 1;
+                }
+            }
+            accepted
+        }
+    });
+    for _ in 0..3 {
+        let before = receiver.count();
+        receiver
+            .wait_for(before + 20, Duration::from_secs(60))
+            .await;
+        app = app.restart().await;
+        *base.lock().unwrap() = app.base.clone();
+    }
+    let at_last_start = receiver.count();
+    receiver
+        .wait_for(at_last_start + 20, Duration::from_secs(60))
+        .await;
+    stop.cancel();
+    let accepted = publisher.await.unwrap();
+    let got = receiver.wait_for(accepted, Duration::from_secs(60)).await;
+    let ids: HashSet<&str> = got.iter().map(|r| r.webhook_id()).collect();
+    assert_eq!(ids.len(), accepted, "every accepted event arrived");
+    assert_eq!(got.len(), accepted, "no delivery arrived twice");
 }
