@@ -155,23 +155,31 @@ fn render_openapi(
         .map(|t| t.name.as_str())
         .collect();
     let all_names: Vec<&str> = catalog.iter().map(|t| t.name.as_str()).collect();
+    // What follows completes the management and publish routes; a worker's
+    // document has neither (`pointer_mut` finds nothing there).
     for body in ["AddWebhookBody", "UpdateWebhookBody"] {
-        let field = &mut doc["components"]["schemas"][body]["properties"]["event_names"];
-        field["uniqueItems"] = true.into();
-        field["items"]["enum"] = serde_json::json!(names);
+        let pointer = format!("/components/schemas/{body}/properties/event_names");
+        if let Some(field) = doc.pointer_mut(&pointer) {
+            field["uniqueItems"] = true.into();
+            field["items"]["enum"] = serde_json::json!(names);
+        }
     }
-    doc["components"]["schemas"]["BatchBody"]["properties"]["events"]["maxItems"] =
-        max_batch_events.into();
-    // An update changes the webhook, the subscriptions, or both.
-    doc["components"]["schemas"]["UpdateWebhookBody"]["anyOf"] = serde_json::json!([
-        {"required": ["webhook"], "properties": {"webhook": {"type": "object"}}},
-        {"required": ["event_names"], "properties": {"event_names": {"type": "array"}}},
-    ]);
-    for parameter in
-        doc["paths"]["/v1/account/settings/webhook/{webhook_uuid}/deliveries"]["get"]["parameters"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
+    if let Some(events) = doc.pointer_mut("/components/schemas/BatchBody/properties/events") {
+        events["maxItems"] = max_batch_events.into();
+    }
+    if let Some(update) = doc.pointer_mut("/components/schemas/UpdateWebhookBody") {
+        // An update changes the webhook, the subscriptions, or both.
+        update["anyOf"] = serde_json::json!([
+            {"required": ["webhook"], "properties": {"webhook": {"type": "object"}}},
+            {"required": ["event_names"], "properties": {"event_names": {"type": "array"}}},
+        ]);
+    }
+    let log = "/paths/~1v1~1account~1settings~1webhook~1{webhook_uuid}~1deliveries/get/parameters";
+    for parameter in doc
+        .pointer_mut(log)
+        .and_then(|p| p.as_array_mut())
+        .into_iter()
+        .flatten()
     {
         if parameter["name"] == "event_name" {
             parameter["schema"]["enum"] = serde_json::json!(all_names);
@@ -265,7 +273,14 @@ fn add_error_responses(path: &str, operation: &mut serde_json::Value) {
 
 /// The whole API, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
-    let (router, api) = documented_routes(state.config().publish.max_batch_bytes).split_for_parts();
+    // A worker only delivers: it serves health, metrics and this document,
+    // and its document lists only those.
+    let routes = if state.config().node.role.serves_api() {
+        documented_routes(state.config().publish.max_batch_bytes)
+    } else {
+        operations_routes()
+    };
+    let (router, api) = routes.split_for_parts();
     let doc = OpenApiJson(Arc::new(render_openapi(
         &api,
         state.catalog(),

@@ -108,6 +108,13 @@ pub fn on_postgres() -> bool {
     std::env::var("ORGHOOKS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
+/// An app on PostgreSQL whatever the suite's backend: for what only
+/// several nodes have (node roles).
+pub async fn spawn_postgres_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let clock = ManualClock::starting_now();
+    spawn_backend(adjust, Arc::new(clock.clone()), clock, true).await
+}
+
 /// An app on SQLite whatever the suite's backend: for what only SQLite has.
 pub async fn spawn_sqlite_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let clock = ManualClock::starting_now();

@@ -129,3 +129,63 @@ async fn health_and_metrics() {
         "{text}"
     );
 }
+
+/// A worker only delivers: it serves health, metrics and the document, and
+/// the document lists only those. An api node serves every route.
+#[tokio::test]
+async fn each_role_serves_only_its_routes() {
+    use orghooks_server::config::NodeRole;
+    let worker = crate::helpers::spawn_postgres_with(|c| c.node.role = NodeRole::Worker).await;
+    let (status, body) = worker
+        .call(
+            Method::GET,
+            "/v1/account/settings/webhooks",
+            Some("x"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], 1201);
+    let (status, _) = worker
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some("x"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for path in ["/health/live", "/health/ready", "/metrics", "/openapi.json"] {
+        let (status, _) = worker.call(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let (_, doc) = worker.call(Method::GET, "/openapi.json", None, None).await;
+    let served: BTreeSet<String> = documented(&doc).into_iter().map(|(_, p)| p).collect();
+    let operations: BTreeSet<String> =
+        ["/health/live", "/health/ready", "/metrics", "/openapi.json"]
+            .map(str::to_owned)
+            .into();
+    assert_eq!(served, operations);
+
+    let api = crate::helpers::spawn_postgres_with(|c| c.node.role = NodeRole::Api).await;
+    let t = api.tenant().await;
+    let (status, body) = api.get("/v1/account/settings/webhooks", &t.token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, doc) = api.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(documented(&doc).len(), EXPECTED.len());
+    let names = &doc["paths"]["/v1/account/settings/webhook/{webhook_uuid}/deliveries"]["get"]
+        ["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "event_name")
+        .unwrap()["schema"]["enum"];
+    assert!(
+        names
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "book.verified"),
+        "{names}"
+    );
+}
