@@ -81,6 +81,8 @@ pub struct Metrics {
     pub in_flight: Family<WebhookLabels, Gauge>,
     /// HTTP connections open to the API.
     pub http_connections: Gauge,
+    /// Outcomes whose delivery was no longer leased here when written.
+    pub outcomes_lost: Counter,
 }
 
 impl Default for Metrics {
@@ -153,6 +155,13 @@ impl Metrics {
             "HTTP connections open to the API (capped by http.max_connections)",
             http_connections.clone(),
         );
+        let outcomes_lost = Counter::default();
+        registry.register(
+            "delivery_outcomes_lost",
+            "Delivery outcomes that found their delivery no longer leased to this node \
+             (its lease lapsed and it was claimed again: it may be sent twice)",
+            outcomes_lost.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -164,6 +173,7 @@ impl Metrics {
             circuits_open,
             in_flight,
             http_connections,
+            outcomes_lost,
         }
     }
 

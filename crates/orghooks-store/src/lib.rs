@@ -127,8 +127,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         skip: Vec<Uuid>,
     ) -> Result<Vec<DeliveryJob>, StoreError>;
-    /// Writes back what happened to deliveries, in one commit.
-    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError>;
+    /// Writes back what happened to deliveries, in one commit. Answers the
+    /// ids of deliveries whose outcome found them no longer being delivered
+    /// (their lease lapsed and another claim took them, so they may be sent
+    /// again); deliveries cancelled meanwhile are not among them.
+    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<Vec<i64>, StoreError>;
     /// Makes every pending delivery of `webhook` due now (its circuit closed).
     async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError>;
     /// A webhook's deliveries, newest first, filtered.

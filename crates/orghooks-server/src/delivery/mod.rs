@@ -266,8 +266,19 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
                 .complete(batch.clone(), shared.clock.now_ms())
                 .await
             {
-                Ok(()) => {
+                Ok(lost) => {
                     count_settled(&shared.metrics, &batch);
+                    if !lost.is_empty() {
+                        // Never silence: these deliveries were taken by
+                        // another claim after their lease lapsed, so they
+                        // may reach their receiver twice.
+                        shared.metrics.outcomes_lost.inc_by(lost.len() as u64);
+                        tracing::warn!(
+                            deliveries = lost.len(),
+                            delivery_ids = ?lost.iter().take(10).collect::<Vec<_>>(),
+                            "outcomes found their deliveries no longer leased to this node; they may be sent again"
+                        );
+                    }
                     break;
                 }
                 Err(e) => {

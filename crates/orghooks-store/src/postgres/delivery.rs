@@ -186,7 +186,8 @@ pub(super) async fn complete(
     tx: &Transaction<'_>,
     outcomes: &[Outcome],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
+    let mut lost = Vec::new();
     for outcome in outcomes {
         if let Some(a) = &outcome.attempt {
             tx.execute(
@@ -218,7 +219,7 @@ pub(super) async fn complete(
             Settle::Deferred { at } => (DeliveryStatus::Pending, at),
         };
         // As on SQLite: a redelivery asked for in flight goes again now.
-        tx.execute(
+        let settled = tx.execute(
             "UPDATE deliveries SET status = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN 'pending' ELSE $2::text END, \
              next_attempt_at = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN $5::bigint ELSE $3::bigint END, \
              attempts = CASE WHEN redeliver AND $2::text IN ('failed', 'pending') THEN 0 ELSE attempts + $4::integer END, \
@@ -235,8 +236,20 @@ pub(super) async fn complete(
         )
         .await
         .map_err(pg)?;
+        if settled == 0 {
+            let row = tx
+                .query_opt(
+                    "SELECT status FROM deliveries WHERE id = $1",
+                    &[&outcome.delivery_id],
+                )
+                .await
+                .map_err(pg)?;
+            if row.map(|r| r.get::<_, String>(0)).as_deref() != Some("cancelled") {
+                lost.push(outcome.delivery_id);
+            }
+        }
     }
-    Ok(())
+    Ok(lost)
 }
 
 pub(super) async fn hold_or_release(

@@ -667,11 +667,12 @@ impl Store for PgStore {
         delivery::claim(&client, now, &lease, limit, &skip).await
     }
 
-    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError> {
+    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<Vec<i64>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        delivery::complete(&tx, &outcomes, now).await?;
-        tx.commit().await.map_err(pg)
+        let lost = delivery::complete(&tx, &outcomes, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(lost)
     }
 
     async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError> {

@@ -370,7 +370,8 @@ pub(super) fn complete(
     conn: &Connection,
     outcomes: &[Outcome],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
+    let mut lost = Vec::new();
     for outcome in outcomes {
         if let Some(a) = &outcome.attempt {
             conn.prepare_cached(
@@ -405,7 +406,7 @@ pub(super) fn complete(
         // A delivery cancelled while in flight stays cancelled. One whose
         // redelivery was asked for while in flight goes again now, with a
         // fresh budget, unless this attempt succeeded.
-        conn.prepare_cached(
+        let settled = conn.prepare_cached(
             "UPDATE deliveries SET status = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN 'pending' ELSE ?2 END, \
              next_attempt_at = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN ?5 ELSE ?3 END, \
              attempts = CASE WHEN redeliver = 1 AND ?2 IN ('failed', 'pending') THEN 0 ELSE attempts + ?4 END, \
@@ -423,8 +424,17 @@ pub(super) fn complete(
             ])
         })
         .map_err(backend)?;
+        if settled == 0 {
+            let now_status: Option<String> = conn
+                .prepare_cached("SELECT status FROM deliveries WHERE id = ?1")
+                .and_then(|mut s| s.query_row([outcome.delivery_id], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            if now_status.as_deref() != Some("cancelled") {
+                lost.push(outcome.delivery_id);
+            }
+        }
     }
-    Ok(())
+    Ok(lost)
 }
 
 /// Pending deliveries of a webhook become held (it was turned off) or held

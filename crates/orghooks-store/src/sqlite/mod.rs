@@ -679,7 +679,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<(), StoreError> {
+    async fn complete(&self, outcomes: Vec<Outcome>, now: i64) -> Result<Vec<i64>, StoreError> {
         self.writer
             .submit_hot(move |conn| delivery::complete(conn, &outcomes, now))
             .await

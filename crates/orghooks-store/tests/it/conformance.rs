@@ -14,6 +14,8 @@ macro_rules! conformance_suite {
             webhook_url_is_unique_among_live_webhooks,
             reactivation_clears_disabled_fields,
             batches_fan_out_and_keep_book_order,
+            outcomes_report_deliveries_no_longer_leased,
+            a_redelivery_asked_for_in_flight_follows_a_failure,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -394,4 +396,109 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
     assert_eq!(claimed[0].webhook_uuid, ordered.uuid);
     assert_eq!(claimed[0].event_uuid, e2);
     assert_eq!(&*claimed[0].payload, "{\"n\":2}");
+}
+
+fn outcome(delivery_id: i64, settle: Settle) -> Outcome {
+    Outcome {
+        delivery_id,
+        attempt: None,
+        settle,
+        ordered: false,
+    }
+}
+
+/// An outcome that finds its delivery no longer being delivered says so
+/// (never silence), except for a delivery cancelled meanwhile.
+pub async fn outcomes_report_deliveries_no_longer_leased(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let account = seed_account(&*store, org.uuid, Role::Manager).await;
+    let hook = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
+        .await
+        .unwrap();
+    let events = vec![
+        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
+        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
+    ];
+    let appended = store
+        .append_events(events, 100, Some(lease(10_000)), true)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = appended
+        .iter()
+        .map(|a| a.as_ref().unwrap().deliveries[0].id)
+        .collect();
+    let lost = store
+        .complete(vec![outcome(ids[0], Settle::Succeeded)], 200)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    // The same outcome again: the delivery is no longer being delivered.
+    let lost = store
+        .complete(vec![outcome(ids[0], Settle::Succeeded)], 300)
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![ids[0]]);
+    // Cancelled while in flight (the webhook was deleted): not lost.
+    store
+        .delete_webhook(org.uuid, hook.uuid, 400)
+        .await
+        .unwrap();
+    let lost = store
+        .complete(vec![outcome(ids[1], Settle::Failed)], 500)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+}
+
+/// A redelivery asked for while an attempt is in flight: a failure makes
+/// the delivery due again at once with a fresh budget; a success ends it.
+pub async fn a_redelivery_asked_for_in_flight_follows_a_failure(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let account = seed_account(&*store, org.uuid, Role::Manager).await;
+    let hook = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
+        .await
+        .unwrap();
+    let events = vec![
+        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
+        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
+    ];
+    let appended = store
+        .append_events(events, 100, Some(lease(10_000)), true)
+        .await
+        .unwrap();
+    let jobs: Vec<DeliveryJob> = appended
+        .iter()
+        .map(|a| a.as_ref().unwrap().deliveries[0].clone())
+        .collect();
+    for job in &jobs {
+        let asked = store
+            .redeliver(hook.uuid, job.uuid, 150, Some(lease(10_000)))
+            .await
+            .unwrap();
+        assert!(matches!(asked, Some(Redelivery::AfterCurrent)), "{asked:?}");
+    }
+    store
+        .complete(
+            vec![
+                outcome(jobs[0].id, Settle::Failed),
+                outcome(jobs[1].id, Settle::Succeeded),
+            ],
+            200,
+        )
+        .await
+        .unwrap();
+    let first = store.get_delivery(hook.uuid, jobs[0].uuid).await.unwrap();
+    assert_eq!(first.summary.status, DeliveryStatus::Pending);
+    assert_eq!(first.summary.next_attempt_at, 200);
+    assert_eq!(first.summary.attempts, 0);
+    let second = store.get_delivery(hook.uuid, jobs[1].uuid).await.unwrap();
+    assert_eq!(second.summary.status, DeliveryStatus::Succeeded);
+    let claimed = store
+        .claim_due(300, lease(20_000), 100, vec![])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, jobs[0].id);
 }
