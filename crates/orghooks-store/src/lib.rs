@@ -171,4 +171,13 @@ pub trait Store: Send + Sync + 'static {
     /// Frees every lease (single-node backends at start: any lease left is
     /// a dead process's). Answers how many deliveries were freed.
     async fn recover_leases(&self, now: i64) -> Result<u64, StoreError>;
+    /// Extends `owner`'s leases on the deliveries `ids` it still holds
+    /// (queued or in flight) to `until`, so that no claim takes a delivery
+    /// back from a live node that is about to send it.
+    async fn renew_leases(
+        &self,
+        owner: String,
+        ids: Vec<i64>,
+        until: i64,
+    ) -> Result<(), StoreError>;
 }

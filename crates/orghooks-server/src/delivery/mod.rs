@@ -219,6 +219,12 @@ impl Engine {
         ));
         let purger = tokio::spawn(purge(shared.clone(), shutdown.clone()));
         let mut dispatcher = Dispatcher::new(shared.clone(), self.tx.clone(), outcomes_tx);
+        // Leases are renewed three times per lease period, so a delivery
+        // that waits in a slow lane is never claimed back from this node
+        // (which would send it twice).
+        let lease = Duration::from_millis(shared.config.lease_ms);
+        let mut renew = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
@@ -227,6 +233,7 @@ impl Engine {
                     Some(Msg::Changed(webhook)) => dispatcher.reset(webhook),
                     None => break,
                 },
+                _ = renew.tick() => renew_leases(&shared, dispatcher.held()),
                 _ = shutdown.cancelled() => break,
             }
             load.store(dispatcher.load(), std::sync::atomic::Ordering::Relaxed);
@@ -292,6 +299,21 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
         }
         batch.clear();
     }
+}
+
+/// Extends the leases of what the dispatcher holds, in the background.
+fn renew_leases(shared: &Arc<Shared>, held: Vec<i64>) {
+    if held.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let until = shared.clock.now_ms() + shared.config.lease_ms as i64;
+        let (owner, count) = (shared.node_id.clone(), held.len());
+        if let Err(e) = shared.store.renew_leases(owner, held, until).await {
+            tracing::warn!(error = %e, deliveries = count, "cannot renew leases; deliveries held here may be claimed again");
+        }
+    });
 }
 
 /// Counts the deliveries that reached an end, once that end is committed:

@@ -766,3 +766,58 @@ async fn an_unresponsive_resolver_does_not_stall_adding_a_webhook() {
     app.add_webhook(&t.token, "https://slow-dns.test/hook", &["book.verified"])
         .await;
 }
+
+/// Deliveries that wait in a slow lane longer than their lease are not sent
+/// twice to a healthy receiver: the node keeps the leases of what it holds,
+/// so its claimer never takes them back from under it.
+#[tokio::test]
+async fn deliveries_queued_past_their_lease_reach_a_healthy_receiver_once() {
+    let app = spawn_delivering(|c| {
+        c.delivery.lease_ms = 1000;
+        c.delivery.timeout_ms = 500;
+        c.delivery.claim_interval_ms = 10;
+    })
+    .await;
+    let (t, p) = setup(&app).await;
+    let receiver = TestReceiver::start(Behavior::Slow {
+        status: 200,
+        pause: Duration::from_millis(15),
+    })
+    .await;
+    let id = app
+        .add_webhook_with(
+            &t.token,
+            json!({"url": receiver.url("/"), "max_in_flight": 1}),
+            &["book.verified"],
+        )
+        .await;
+    let events: Vec<Value> = (0..300).map(|_| book_event(t.account)).collect();
+    let (status, body) = app
+        .post("/v1/events/batch", &p, json!({ "events": events }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = receiver.wait_for(300, Duration::from_secs(60)).await;
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="succeeded"}"#,
+        300.0,
+    )
+    .await;
+    let (_, pending) = app
+        .get(
+            &format!("{HOOKS}/{id}/deliveries?status=delivering"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(pending["response"]["deliveries"], json!([]), "all settled");
+    let ids: HashSet<&str> = got.iter().map(|r| r.webhook_id()).collect();
+    assert_eq!(ids.len(), 300);
+    assert_eq!(
+        receiver.count(),
+        300,
+        "a healthy receiver got a delivery twice"
+    );
+    assert_eq!(
+        app.metric("orghooks_delivery_outcomes_lost_total").await,
+        0.0
+    );
+}

@@ -746,6 +746,24 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    async fn renew_leases(
+        &self,
+        owner: String,
+        ids: Vec<i64>,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE deliveries SET lease_until = $2 \
+                 WHERE id = ANY($3) AND lease_owner = $1 AND status = 'delivering'",
+                &[&owner, &until, &ids],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
     async fn recover_leases(&self, now: i64) -> Result<u64, StoreError> {
         let client = self.client().await?;
         client

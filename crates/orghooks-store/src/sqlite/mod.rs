@@ -746,6 +746,27 @@ impl Store for SqliteStore {
             .submit(move |conn| delivery::recover_leases(conn, now))
             .await
     }
+
+    async fn renew_leases(
+        &self,
+        owner: String,
+        ids: Vec<i64>,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(&ids).expect("a list of integers serialises");
+        self.writer
+            .submit(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE deliveries SET lease_until = ?2 \
+                     WHERE id IN (SELECT value FROM json_each(?3)) \
+                     AND lease_owner = ?1 AND status = 'delivering'",
+                )
+                .and_then(|mut s| s.execute(rusqlite::params![owner, until, ids]))
+                .map(|_| ())
+                .map_err(backend)
+            })
+            .await
+    }
 }
 
 const PUBLISHER_COLS: &str = "uuid, name, created_at, revoked_at";

@@ -16,6 +16,7 @@ macro_rules! conformance_suite {
             batches_fan_out_and_keep_book_order,
             outcomes_report_deliveries_no_longer_leased,
             a_redelivery_asked_for_in_flight_follows_a_failure,
+            renewed_leases_are_not_claimed,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -501,4 +502,43 @@ pub async fn a_redelivery_asked_for_in_flight_follows_a_failure(store: Arc<dyn S
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, jobs[0].id);
+}
+
+/// A lease its owner renews is not claimed when the first expiry passes;
+/// another owner's renewal changes nothing.
+pub async fn renewed_leases_are_not_claimed(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let account = seed_account(&*store, org.uuid, Role::Manager).await;
+    store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
+        .await
+        .unwrap();
+    let events = vec![
+        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
+        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
+    ];
+    let appended = store
+        .append_events(events, 100, Some(lease(1_000)), true)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = appended
+        .iter()
+        .map(|a| a.as_ref().unwrap().deliveries[0].id)
+        .collect();
+    store
+        .renew_leases("node-a".into(), vec![ids[0]], 5_000)
+        .await
+        .unwrap();
+    store
+        .renew_leases("node-b".into(), vec![ids[1]], 5_000)
+        .await
+        .unwrap();
+    let mut other = lease(20_000);
+    other.owner = "node-b".into();
+    let claimed = store.claim_due(2_000, other, 100, vec![]).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[1]],
+        "only the lease its owner did not renew expired"
+    );
 }
