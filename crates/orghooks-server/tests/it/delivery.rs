@@ -461,12 +461,9 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     assert_eq!(hanging.count(), 4, "max_in_flight caps the hanging webhook");
 }
 
-/// A host that resolved to a public address when added and to a blocked
-/// one at delivery (DNS rebinding) is refused before any connection.
-#[tokio::test]
-async fn deliveries_never_reach_blocked_addresses() {
-    let app = spawn_delivering(|c| c.security.allow_cidrs = vec![]).await;
-    let (t, p) = setup(&app).await;
+/// A loopback listener that only counts the connections it accepts:
+/// answers its port and the count.
+async fn accept_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let counter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = counter.local_addr().unwrap().port();
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -476,6 +473,16 @@ async fn deliveries_never_reach_blocked_addresses() {
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
+    (port, accepted)
+}
+
+/// A host that resolved to a public address when added and to a blocked
+/// one at delivery (DNS rebinding) is refused before any connection.
+#[tokio::test]
+async fn deliveries_never_reach_blocked_addresses() {
+    let app = spawn_delivering(|c| c.security.allow_cidrs = vec![]).await;
+    let (t, p) = setup(&app).await;
+    let (port, accepted) = accept_counter().await;
     app.resolver.set("internal.test", &["10.0.0.5"]);
     let refused = app
         .post(
@@ -541,15 +548,7 @@ async fn deliveries_never_reach_blocked_addresses() {
 async fn ipv6_forms_of_blocked_ipv4_are_refused_on_add_and_update() {
     let app = spawn_delivering(|c| c.security.allow_cidrs = vec![]).await;
     let (t, _) = setup(&app).await;
-    let counter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = counter.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = accepted.clone();
-    tokio::spawn(async move {
-        while counter.accept().await.is_ok() {
-            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    let (port, accepted) = accept_counter().await;
     app.resolver.set("public.test", &["93.184.216.34"]);
     let id = app
         .add_webhook(&t.token, "https://public.test/", &["book.verified"])

@@ -66,6 +66,23 @@ async fn wait_ready(app: &TestApp, want: StatusCode) {
     }
 }
 
+/// An app on the storage `adjust` chooses, with a webhook to a healthy
+/// receiver and one event already accepted; answers the app, the
+/// receiver, a publisher token and the account to publish for.
+async fn publishing(
+    adjust: impl FnOnce(&mut orghooks_server::Config),
+) -> (TestApp, TestReceiver, String, uuid::Uuid) {
+    let receiver = TestReceiver::start(Behavior::Status(200)).await;
+    let app = spawn_own_storage(adjust).await;
+    let t = app.tenant().await;
+    let p = app.publisher_token().await;
+    app.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
+        .await;
+    let (status, _, body) = publish(&app, &p, t.account).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    (app, receiver, p, t.account)
+}
+
 /// A 503 as SPEC §3 wants it when storage cannot write.
 fn assert_storage_unavailable(got: &(StatusCode, Option<String>, Value)) {
     assert_eq!(got.0, StatusCode::SERVICE_UNAVAILABLE, "{}", got.2);
@@ -153,23 +170,16 @@ async fn a_full_disk_answers_503_until_space_returns_and_loses_nothing() {
         return;
     };
     let data = disk.path().join("data");
-    let receiver = TestReceiver::start(Behavior::Status(200)).await;
-    let app = spawn_own_storage(|c| c.storage.data_dir = data.clone()).await;
-    let t = app.tenant().await;
-    let p = app.publisher_token().await;
-    app.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
-        .await;
-    let (status, _, body) = publish(&app, &p, t.account).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (app, receiver, p, account) = publishing(|c| c.storage.data_dir = data.clone()).await;
 
     let filler = disk.fill();
-    let accepted = 1 + publish_until_refused(&app, &p, t.account, 2000).await;
+    let accepted = 1 + publish_until_refused(&app, &p, account, 2000).await;
     eprintln!("disk full after {accepted} accepted events");
     wait_ready(&app, StatusCode::SERVICE_UNAVAILABLE).await;
 
     std::fs::remove_file(filler).unwrap();
     wait_ready(&app, StatusCode::OK).await;
-    let (status, _, body) = publish(&app, &p, t.account).await;
+    let (status, _, body) = publish(&app, &p, account).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let got = receiver.wait_for(accepted + 1, DEADLINE).await;
     let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.webhook_id()).collect();
@@ -295,18 +305,11 @@ impl Drop for TempPostgres {
 #[tokio::test]
 async fn a_postgres_restart_answers_503_then_recovers_without_a_restart() {
     let pg = TempPostgres::start();
-    let receiver = TestReceiver::start(Behavior::Status(200)).await;
     let url = pg.url();
-    let app = spawn_own_storage(|c| c.storage.database_url = url.clone()).await;
-    let t = app.tenant().await;
-    let p = app.publisher_token().await;
-    app.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
-        .await;
-    let (status, _, body) = publish(&app, &p, t.account).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (app, receiver, p, account) = publishing(|c| c.storage.database_url = url.clone()).await;
 
     pg.down();
-    let got = publish(&app, &p, t.account).await;
+    let got = publish(&app, &p, account).await;
     assert_storage_unavailable(&got);
     assert_eq!(ready(&app).await, StatusCode::SERVICE_UNAVAILABLE);
 
@@ -314,7 +317,7 @@ async fn a_postgres_restart_answers_503_then_recovers_without_a_restart() {
     wait_ready(&app, StatusCode::OK).await;
     let until = Instant::now() + DEADLINE;
     loop {
-        let got = publish(&app, &p, t.account).await;
+        let got = publish(&app, &p, account).await;
         if got.0 == StatusCode::ACCEPTED {
             break;
         }

@@ -399,6 +399,29 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
     assert_eq!(&*claimed[0].payload, "{\"n\":2}");
 }
 
+/// An org with one webhook and two events for it, their deliveries leased
+/// to `node-a` until `until`.
+async fn two_leased_deliveries(store: &dyn Store, until: i64) -> (Org, Webhook, Vec<DeliveryJob>) {
+    let org = seed_org(store, "a").await;
+    let account = seed_account(store, org.uuid, Role::Manager).await;
+    let hook = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
+        .await
+        .unwrap();
+    let events = vec![
+        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
+        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
+    ];
+    let jobs = store
+        .append_events(events, 100, Some(lease(until)), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.unwrap().deliveries[0].clone())
+        .collect();
+    (org, hook, jobs)
+}
+
 fn outcome(delivery_id: i64, settle: Settle) -> Outcome {
     Outcome {
         delivery_id,
@@ -411,24 +434,8 @@ fn outcome(delivery_id: i64, settle: Settle) -> Outcome {
 /// An outcome that finds its delivery no longer being delivered says so
 /// (never silence), except for a delivery cancelled meanwhile.
 pub async fn outcomes_report_deliveries_no_longer_leased(store: Arc<dyn Store>) {
-    let org = seed_org(&*store, "a").await;
-    let account = seed_account(&*store, org.uuid, Role::Manager).await;
-    let hook = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
-        .await
-        .unwrap();
-    let events = vec![
-        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
-        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
-    ];
-    let appended = store
-        .append_events(events, 100, Some(lease(10_000)), true)
-        .await
-        .unwrap();
-    let ids: Vec<i64> = appended
-        .iter()
-        .map(|a| a.as_ref().unwrap().deliveries[0].id)
-        .collect();
+    let (org, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let lost = store
         .complete(vec![outcome(ids[0], Settle::Succeeded)], 200)
         .await
@@ -455,24 +462,7 @@ pub async fn outcomes_report_deliveries_no_longer_leased(store: Arc<dyn Store>) 
 /// A redelivery asked for while an attempt is in flight: a failure makes
 /// the delivery due again at once with a fresh budget; a success ends it.
 pub async fn a_redelivery_asked_for_in_flight_follows_a_failure(store: Arc<dyn Store>) {
-    let org = seed_org(&*store, "a").await;
-    let account = seed_account(&*store, org.uuid, Role::Manager).await;
-    let hook = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
-        .await
-        .unwrap();
-    let events = vec![
-        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
-        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
-    ];
-    let appended = store
-        .append_events(events, 100, Some(lease(10_000)), true)
-        .await
-        .unwrap();
-    let jobs: Vec<DeliveryJob> = appended
-        .iter()
-        .map(|a| a.as_ref().unwrap().deliveries[0].clone())
-        .collect();
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
     for job in &jobs {
         let asked = store
             .redeliver(hook.uuid, job.uuid, 150, Some(lease(10_000)))
@@ -507,24 +497,8 @@ pub async fn a_redelivery_asked_for_in_flight_follows_a_failure(store: Arc<dyn S
 /// A lease its owner renews is not claimed when the first expiry passes;
 /// another owner's renewal changes nothing.
 pub async fn renewed_leases_are_not_claimed(store: Arc<dyn Store>) {
-    let org = seed_org(&*store, "a").await;
-    let account = seed_account(&*store, org.uuid, Role::Manager).await;
-    store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
-        .await
-        .unwrap();
-    let events = vec![
-        event(account.uuid, Uuid::new_v4(), "b1", "{}"),
-        event(account.uuid, Uuid::new_v4(), "b2", "{}"),
-    ];
-    let appended = store
-        .append_events(events, 100, Some(lease(1_000)), true)
-        .await
-        .unwrap();
-    let ids: Vec<i64> = appended
-        .iter()
-        .map(|a| a.as_ref().unwrap().deliveries[0].id)
-        .collect();
+    let (_, _, jobs) = two_leased_deliveries(&*store, 1_000).await;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     store
         .renew_leases("node-a".into(), vec![ids[0]], 5_000)
         .await
