@@ -94,7 +94,7 @@ impl App {
                 }
             }
         }
-        // Raises the open-file limit before anything else opens files.
+        // Raises the open-file limit before the listener takes connections.
         let limits = ConnectionLimits::from_config(&config);
         let listener = TcpListener::bind(config.http.listen)
             .await

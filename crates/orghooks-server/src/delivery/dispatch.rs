@@ -91,13 +91,13 @@ impl Dispatcher {
         self.in_flight_total
     }
 
-    /// Deliveries in memory (queued and in flight): what the claimer may add.
     /// The deliveries this node holds, queued or in flight: their leases
     /// must outlive the wait.
     pub fn held(&self) -> Vec<i64> {
         self.known.iter().copied().collect()
     }
 
+    /// Deliveries in memory (queued and in flight): what the claimer may add.
     pub fn load(&self) -> usize {
         self.queued_total + self.in_flight_total
     }

@@ -2,10 +2,10 @@
 //! type, size, syntax, field rules), uuids in paths, and the caller's
 //! identity from its Bearer token.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
