@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use orghooks_core::credentials;
 use orghooks_store::{Account, PublisherToken, Role};
 use serde::de::DeserializeOwned;
@@ -33,8 +33,8 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// The largest body the matched route reads, in bytes (set per route as a
-/// request extension, beside axum's `DefaultBodyLimit`).
+/// The largest body the matched route reads, in bytes: a request extension
+/// set per route in `http::router`, and the only body limit there is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimit(pub usize);
 
@@ -60,19 +60,19 @@ pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, 
         return Err(too_large());
     }
     let timeout = Duration::from_millis(state.config().http.body_read_timeout_ms);
-    match tokio::time::timeout(timeout, Bytes::from_request(req, state)).await {
+    let read =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(req.into_body(), limit));
+    match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(ApiError::new(
             ErrorCode::BodyTimeout,
             format!("body: not received within {} ms", timeout.as_millis()),
         )),
-        Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(too_large())
-        }
-        Ok(Err(rejection)) => Err(ApiError::new(
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
             ErrorCode::MalformedJson,
-            format!("body: {rejection}"),
+            format!("body: {e}"),
         )),
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 

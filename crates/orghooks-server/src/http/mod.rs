@@ -16,7 +16,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Extension, Request};
+use axum::extract::{Extension, Request};
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -105,7 +105,6 @@ fn operations_routes() -> OpenApiRouter<AppState> {
 fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     let batch = OpenApiRouter::new()
         .routes(routes!(events::publish_batch))
-        .layer(DefaultBodyLimit::max(max_batch_bytes))
         .layer(Extension(extract::BodyLimit(max_batch_bytes)));
     operations_routes()
         .merge(batch)
@@ -210,17 +209,12 @@ fn add_error_responses(path: &str, operation: &mut serde_json::Value) {
         .is_some_and(|t| matches!(t, "webhooks" | "deliveries" | "events"));
     let body = operation.get("requestBody").is_some();
     let mut statuses: Vec<(u16, &str)> = Vec::new();
-    if path.contains('{') {
-        statuses.extend([
-            (400, "A path uuid is not a uuid"),
-            (404, "No such object in your organization"),
-        ]);
-    }
     if body {
         statuses.extend([
             (
                 400,
-                "The body is not valid JSON or breaks a rule; the message names the field",
+                "A path uuid is not a uuid, or the body is not valid JSON or breaks a rule; \
+                 the message names the field",
             ),
             (
                 408,
@@ -228,6 +222,12 @@ fn add_error_responses(path: &str, operation: &mut serde_json::Value) {
             ),
             (413, "The body is larger than the route's limit"),
             (415, "The body is not sent as application/json"),
+        ]);
+    }
+    if path.contains('{') {
+        statuses.extend([
+            (400, "A path uuid is not a uuid"),
+            (404, "No such object in your organization"),
         ]);
     }
     if secured {
@@ -293,7 +293,6 @@ pub fn router(state: AppState) -> axum::Router {
             state.clone(),
             crate::metrics::track,
         ))
-        .layer(DefaultBodyLimit::max(state.max_body_bytes()))
         .layer(Extension(extract::BodyLimit(state.max_body_bytes())))
         .layer(Extension(doc))
         .with_state(state)

@@ -90,7 +90,9 @@ async fn schemathesis_finds_nothing_with_every_check() {
     let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
+        // In the temporary folder: schemathesis keeps a cache where it runs.
         Command::new(bin)
+            .current_dir(dir.path())
             .arg("--config-file")
             .arg(&config_path)
             .args(["run", &format!("{base}/openapi.json"), "--checks", "all"])
