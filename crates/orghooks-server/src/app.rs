@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::data_dir::{self, DirLock};
-use crate::delivery::Engine;
 use crate::delivery::resolver::{PolicyResolver, Resolve, SystemResolver};
 use crate::delivery::sender::Sender;
 use crate::delivery::targets::Targets;
+use crate::delivery::{Engine, Outbox};
 use crate::http::serve::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -26,6 +26,7 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    engine: Engine,
     /// Held for SQLite (released on drop): one `serve` per data folder.
     _lock: Option<DirLock>,
     limits: ConnectionLimits,
@@ -79,26 +80,6 @@ impl App {
         let keyring = data_dir::keyring(&config)?;
         let catalog = load_catalog(&config)?;
         let store = data_dir::open_store(&config).await?;
-        if lock.is_some() {
-            // The data folder's lock says no other process sends from this
-            // database, so every lease left is a dead (or stopped) run's:
-            // resume them now, before this process leases anything itself.
-            match store.recover_leases(clock.now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    deliveries = n,
-                    "resuming deliveries the last run left unfinished"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot resume the last run's deliveries now; they wait for their leases to expire")
-                }
-            }
-        }
-        // Raises the open-file limit before the listener takes connections.
-        let limits = ConnectionLimits::from_config(&config);
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
         let keyring = Arc::new(keyring);
         let metrics = Metrics::new();
         let policy =
@@ -128,6 +109,26 @@ impl App {
             &config,
             metrics.clone(),
         );
+        let outbox = Outbox::new(
+            store.clone(),
+            engine.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
+        if lock.is_some() {
+            // The data folder's lock says no other process sends from this
+            // database, so every lease left is a dead (or stopped) run's:
+            // resume them now, before this process serves or leases
+            // anything itself.
+            if let Err(e) = outbox.resume_leases().await {
+                tracing::warn!(error = %e, "cannot resume the last run's deliveries now; they wait for their leases to expire");
+            }
+        }
+        // Raises the open-file limit before the listener takes connections.
+        let limits = ConnectionLimits::from_config(&config);
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
         let state = AppState::new(
             store,
             Arc::new(catalog),
@@ -135,7 +136,7 @@ impl App {
             clock,
             config,
             metrics,
-            engine,
+            outbox,
             resolver,
         );
         let router = crate::http::router(state.clone());
@@ -143,6 +144,7 @@ impl App {
             listener,
             router,
             state,
+            engine,
             _lock: lock,
             limits,
         })
@@ -163,9 +165,10 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         // Leases a dead SQLite run left were resumed in `build`; nodes
         // sharing PostgreSQL wait for leases to expire.
-        let engine = tokio::spawn(self.state.engine().clone().run(shutdown.clone()));
+        let addr = self.local_addr();
+        let engine = tokio::spawn(self.engine.run(shutdown.clone()));
         let role = self.state.config().node.role;
-        tracing::info!(addr = %self.local_addr(), role = ?role, "orghooks listening");
+        tracing::info!(addr = %addr, role = ?role, "orghooks listening");
         crate::http::serve::serve(
             self.listener,
             self.router,

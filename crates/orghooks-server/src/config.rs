@@ -134,6 +134,12 @@ pub struct RetentionConfig {
 }
 
 impl DeliveryConfig {
+    /// A webhook's cap on requests in flight from this node: its own, or
+    /// `default_max_in_flight` when it did not set one.
+    pub fn max_in_flight(&self, own: Option<u32>) -> u32 {
+        own.unwrap_or(self.default_max_in_flight).max(1)
+    }
+
     pub fn schedule(&self) -> orghooks_core::retry::Schedule {
         orghooks_core::retry::Schedule {
             gaps: self

@@ -13,7 +13,7 @@ use orghooks_store::{PublisherToken, Store, StoreError};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::delivery::Engine;
+use crate::delivery::Outbox;
 use crate::delivery::resolver::PolicyResolver;
 use crate::metrics::Metrics;
 
@@ -28,7 +28,7 @@ struct Inner {
     policy: AddressPolicy,
     config: Config,
     metrics: Metrics,
-    engine: Engine,
+    outbox: Outbox,
     resolver: PolicyResolver,
     publishers: PublisherCache,
     buckets: Mutex<HashMap<Uuid, Bucket>>,
@@ -57,12 +57,12 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: Config,
         metrics: Metrics,
-        engine: Engine,
+        outbox: Outbox,
         resolver: PolicyResolver,
     ) -> Self {
         let policy = AddressPolicy::new(config.security.allow_cidrs.clone());
         Self(Arc::new(Inner {
-            engine,
+            outbox,
             resolver,
             publishers: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
@@ -113,8 +113,9 @@ impl AppState {
         &self.0.metrics
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.0.engine
+    /// Every write that changes what or how something is delivered.
+    pub fn outbox(&self) -> &Outbox {
+        &self.0.outbox
     }
 
     /// The publisher token with this hash, checked at most

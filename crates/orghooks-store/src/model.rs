@@ -101,7 +101,8 @@ pub struct NewWebhook {
     pub event_names: Vec<String>,
     pub signature_scheme: SignatureScheme,
     pub ordering: Ordering,
-    pub max_in_flight: u32,
+    /// `None`: the node's `delivery.default_max_in_flight` applies.
+    pub max_in_flight: Option<u32>,
     pub created_at: i64,
 }
 
@@ -121,7 +122,8 @@ pub struct Webhook {
     pub previous_secret_until: Option<i64>,
     pub signature_scheme: SignatureScheme,
     pub ordering: Ordering,
-    pub max_in_flight: u32,
+    /// `None`: the node's `delivery.default_max_in_flight` applies.
+    pub max_in_flight: Option<u32>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -258,8 +260,9 @@ pub struct DeliveryJob {
     pub id: i64,
     pub uuid: Uuid,
     pub webhook_uuid: Uuid,
-    /// The webhook's concurrency cap per node, as it was when this was read.
-    pub max_in_flight: u32,
+    /// The webhook's concurrency cap per node, as it was when this was
+    /// read (`None`: the node's default).
+    pub max_in_flight: Option<u32>,
     pub event_uuid: Uuid,
     pub payload: Arc<str>,
     /// Attempts already made.
@@ -303,6 +306,19 @@ pub enum Settle {
     Deferred {
         at: i64,
     },
+}
+
+impl Settle {
+    /// The delivery's status and when it is next due once this is written.
+    pub fn status_and_due(&self, now: i64) -> (DeliveryStatus, i64) {
+        match *self {
+            Self::Succeeded => (DeliveryStatus::Succeeded, now),
+            Self::Retry { at } | Self::Deferred { at } => (DeliveryStatus::Pending, at),
+            Self::Failed => (DeliveryStatus::Failed, now),
+            Self::Held => (DeliveryStatus::Held, now),
+            Self::Cancelled => (DeliveryStatus::Cancelled, now),
+        }
+    }
 }
 
 /// The result of handling one delivery, written back in batches.

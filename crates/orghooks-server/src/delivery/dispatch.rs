@@ -24,7 +24,8 @@ use crate::metrics::{OutcomeLabels, WebhookLabels};
 pub enum Sent {
     Attempted {
         attempt: Attempt,
-        max_in_flight: u32,
+        /// The webhook's cap as just read (`None`: the node's default).
+        max_in_flight: Option<u32>,
     },
     /// The webhook is inactive: hold the delivery.
     Held,
@@ -146,7 +147,7 @@ impl Dispatcher {
                 self.settle(&job, None, Settle::Deferred { at });
                 continue;
             }
-            lane.max_in_flight = job.max_in_flight.max(1);
+            lane.max_in_flight = cfg.max_in_flight(job.max_in_flight);
             if lane.queue.is_empty() {
                 touched.push(job.webhook_uuid);
             }
@@ -254,7 +255,7 @@ impl Dispatcher {
                 })
                 .set(lane.in_flight as i64);
             if let Sent::Attempted { max_in_flight, .. } = &sent {
-                lane.max_in_flight = *max_in_flight;
+                lane.max_in_flight = self.shared.config.max_in_flight(*max_in_flight);
             }
         }
         match sent {

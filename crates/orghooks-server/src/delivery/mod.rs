@@ -10,6 +10,7 @@
 //! recovered through leases.
 
 mod dispatch;
+mod outbox;
 pub mod resolver;
 pub mod sender;
 pub mod targets;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 use crate::config::{Config, DeliveryConfig, RetentionConfig};
 use crate::metrics::Metrics;
 use dispatch::{Dispatcher, Sent};
+pub use outbox::Outbox;
 use sender::Sender;
 use targets::Targets;
 
@@ -170,7 +172,7 @@ impl Engine {
 
     /// The lease for deliveries this node creates now; `None` on a node
     /// that does not deliver (role `api`), whose deliveries the workers claim.
-    pub fn lease(&self) -> Option<Lease> {
+    fn lease(&self) -> Option<Lease> {
         self.delivers.then(|| Lease {
             owner: self.shared.node_id.clone(),
             until: self.shared.clock.now_ms() + self.shared.config.lease_ms as i64,
@@ -179,7 +181,7 @@ impl Engine {
     }
 
     /// Hands freshly accepted (and leased) deliveries to the dispatcher.
-    pub fn submit(&self, jobs: Vec<DeliveryJob>) {
+    fn submit(&self, jobs: Vec<DeliveryJob>) {
         if !jobs.is_empty() {
             let _ = self.tx.send(Msg::Jobs(jobs));
         }
@@ -187,14 +189,14 @@ impl Engine {
 
     /// A webhook changed through this node: forget its cached settings and
     /// look for deliveries it released (re-activation).
-    pub fn webhook_changed(&self, webhook: Uuid) {
+    fn webhook_changed(&self, webhook: Uuid) {
         self.shared.targets.invalidate(webhook);
         let _ = self.tx.send(Msg::Changed(webhook));
         self.shared.wake_claimer();
     }
 
     /// Looks for due deliveries now rather than at the next interval.
-    pub fn wake(&self) {
+    fn wake(&self) {
         self.shared.wake_claimer();
     }
 
@@ -270,7 +272,7 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
         loop {
             match shared
                 .store
-                .complete(batch.clone(), shared.clock.now_ms())
+                .complete(shared.node_id.clone(), batch.clone(), shared.clock.now_ms())
                 .await
             {
                 Ok(lost) => {

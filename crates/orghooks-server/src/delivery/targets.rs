@@ -14,7 +14,7 @@ use hyper::http::HeaderValue;
 use orghooks_core::Clock;
 use orghooks_core::sealing::{Keyring, SecretString};
 use orghooks_core::webhook::SignatureScheme;
-use orghooks_store::{Store, StoreError, Webhook};
+use orghooks_store::{StoreError, Webhook, Webhooks};
 use uuid::Uuid;
 
 /// A webhook as the sender needs it.
@@ -28,7 +28,8 @@ pub struct Target {
     /// Signing keys, newest first (two during a standard-webhooks overlap).
     pub secrets: Vec<SecretString>,
     pub is_active: bool,
-    pub max_in_flight: u32,
+    /// `None`: the node's default.
+    pub max_in_flight: Option<u32>,
 }
 
 impl std::fmt::Debug for Target {
@@ -45,7 +46,7 @@ impl std::fmt::Debug for Target {
 type Entry = (Instant, Option<Arc<Target>>);
 
 pub struct Targets {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Webhooks>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
@@ -54,7 +55,7 @@ pub struct Targets {
 
 impl Targets {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Webhooks>,
         keyring: Arc<Keyring>,
         clock: Arc<dyn Clock>,
         ttl: Duration,

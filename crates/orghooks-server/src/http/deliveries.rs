@@ -414,19 +414,13 @@ pub async fn redeliver(
         StoreError::NotFound => delivery_not_found(&path),
         other => other.into(),
     };
-    let job = state
-        .store()
-        .redeliver(
-            path.webhook,
-            path.delivery,
-            state.now_ms(),
-            state.engine().lease(),
-        )
+    let redelivery = state
+        .outbox()
+        .redeliver(path.webhook, path.delivery)
         .await
         .map_err(not_found)?;
-    let status = match job {
-        Some(Redelivery::Leased(job)) => {
-            state.engine().submit(vec![job]);
+    let status = match redelivery {
+        Some(Redelivery::Leased(_)) => {
             tracing::info!(webhook_uuid = %path.webhook, delivery_uuid = %path.delivery, "redelivery requested");
             DeliveryStatus::Delivering.as_str().to_owned()
         }
@@ -511,8 +505,7 @@ pub async fn recover(
             format!("webhook_uuid: webhook {webhook} is not active"),
         ));
     }
-    let recovered = state.store().recover(webhook, since, until, now).await?;
-    state.engine().wake();
+    let recovered = state.outbox().recover(webhook, since, until).await?;
     tracing::info!(webhook_uuid = %webhook, recovered, "failed deliveries recovered");
     Ok(ok(Recovered { recovered }))
 }

@@ -170,28 +170,12 @@ fn busy(e: StoreError) -> ApiError {
     }
 }
 
-/// Commits the events, then hands their deliveries to the engine.
+/// Commits the events with their deliveries and starts them.
 async fn append(
     state: &AppState,
     events: Vec<NewEvent>,
 ) -> Result<Vec<Result<Appended, AppendError>>, ApiError> {
-    let results = state
-        .store()
-        .append_events(events, state.now_ms(), state.engine().lease(), false)
-        .await
-        .map_err(busy)?;
-    let mut jobs = Vec::new();
-    let mut created = 0;
-    for appended in results.iter().flatten() {
-        jobs.extend(appended.deliveries.iter().cloned());
-        if !appended.replayed {
-            // Every delivery, whether leased here or left pending.
-            created += u64::from(appended.delivery_count);
-        }
-    }
-    state.metrics().deliveries_created.inc_by(created);
-    state.engine().submit(jobs);
-    Ok(results)
+    state.outbox().publish(events).await.map_err(busy)
 }
 
 /// Publish one event.

@@ -51,6 +51,8 @@ pub struct WebhookView {
     pub signature_scheme: String,
     /// `none` or `per_book`.
     pub ordering: String,
+    /// The webhook's own cap, or the node's `delivery.default_max_in_flight`
+    /// when it did not set one.
     pub max_in_flight: u32,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
@@ -67,8 +69,9 @@ pub fn masked_url(w: &Webhook) -> String {
         .unwrap_or_else(|| w.url.clone())
 }
 
-impl From<&Webhook> for WebhookView {
-    fn from(w: &Webhook) -> Self {
+impl WebhookView {
+    /// `default_max_in_flight` is what applies when the webhook set no cap.
+    pub fn new(w: &Webhook, default_max_in_flight: u32) -> Self {
         Self {
             uuid: w.uuid,
             url: masked_url(w),
@@ -78,7 +81,7 @@ impl From<&Webhook> for WebhookView {
             last_modified_date: format_ms(w.updated_at),
             signature_scheme: w.signature_scheme.as_str().to_owned(),
             ordering: w.ordering.as_str().to_owned(),
-            max_in_flight: w.max_in_flight,
+            max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
             disabled_reason: w.disabled_reason.clone(),
             disabled_at: w.disabled_at.map(format_ms),
         }

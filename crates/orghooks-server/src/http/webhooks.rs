@@ -132,9 +132,6 @@ pub struct RotateSecretBody {
     pub signature_scheme: Option<SignatureScheme>,
 }
 
-/// Default concurrency per webhook and node (SPEC §5).
-const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
-
 /// Checks the body's field names: top-level keys, and those of `webhook`.
 fn check_body(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), ApiError> {
     check_fields(body, "", &["webhook", "event_names"], &[])?;
@@ -218,7 +215,7 @@ pub async fn add_webhook(
         .map(parse_description)
         .transpose()?;
     let event_names = parse_event_names(&input.event_names, state.catalog())?;
-    let max_in_flight = parse_max_in_flight(w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))?;
+    let max_in_flight = w.max_in_flight.map(parse_max_in_flight).transpose()?;
     let max = state.config().webhooks.max_per_org;
     let new = NewWebhook {
         uuid: Uuid::new_v4(),
@@ -240,7 +237,10 @@ pub async fn add_webhook(
         .await
         .map_err(|e| store_error(e, id, Some(&url), max))?;
     tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %caller.org_uuid, url = %url, "webhook added");
-    Ok(ok(WebhookView::from(&webhook)))
+    Ok(ok(WebhookView::new(
+        &webhook,
+        state.config().delivery.default_max_in_flight,
+    )))
 }
 
 /// List the organization's webhooks.
@@ -295,7 +295,10 @@ pub async fn get_webhook(
     WebhookId(id): WebhookId,
 ) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
     let webhook = load(&state, caller.org_uuid, id).await?;
-    Ok(ok(WebhookView::from(&webhook)))
+    Ok(ok(WebhookView::new(
+        &webhook,
+        state.config().delivery.default_max_in_flight,
+    )))
 }
 
 /// Update a webhook; `event_names` replaces the subscriptions.
@@ -374,11 +377,10 @@ pub async fn update_webhook(
     }
     let max = state.config().webhooks.max_per_org;
     state
-        .store()
-        .update_webhook(caller.org_uuid, id, patch)
+        .outbox()
+        .change_webhook(caller.org_uuid, id, patch)
         .await
         .map_err(|e| store_error(e, id, url.as_ref(), max))?;
-    state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook updated");
     Ok(ok(Empty {}))
 }
@@ -400,19 +402,11 @@ pub async fn delete_webhook(
     WebhookId(id): WebhookId,
 ) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
     let cancelled = state
-        .store()
-        .delete_webhook(caller.org_uuid, id, state.now_ms())
+        .outbox()
+        .delete_webhook(caller.org_uuid, id)
         .await
         .map_err(or_webhook_not_found(id))?;
-    state
-        .metrics()
-        .deliveries_settled
-        .get_or_create(&crate::metrics::OutcomeLabels {
-            outcome: "cancelled",
-        })
-        .inc_by(cancelled);
-    state.engine().webhook_changed(id);
-    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook deleted");
+    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, cancelled, "webhook deleted");
     Ok(ok(Empty {}))
 }
 
@@ -478,11 +472,10 @@ pub async fn rotate_secret(
         ..WebhookPatch::default()
     };
     state
-        .store()
-        .update_webhook(caller.org_uuid, id, patch)
+        .outbox()
+        .change_webhook(caller.org_uuid, id, patch)
         .await
         .map_err(or_webhook_not_found(id))?;
-    state.engine().webhook_changed(id);
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
     let shown = generated.then(|| secret.expose().to_owned());
     Ok(with_message(
@@ -567,12 +560,11 @@ pub async fn test_webhook(
         payload_hash: Sha256::digest(payload.as_bytes()).to_vec(),
         payload: payload.into(),
     };
-    let (uuid, job) = state
-        .store()
-        .append_test_delivery(id, event, now, state.engine().lease())
+    let uuid = state
+        .outbox()
+        .send_test(id, event)
         .await
         .map_err(or_webhook_not_found(id))?;
-    state.engine().submit(job.into_iter().collect());
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
     Ok(ok(TestDelivery { uuid }))
 }

@@ -9,23 +9,26 @@ use std::collections::{HashMap, HashSet};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::pg;
+use super::{pg, row, rows};
 use crate::StoreError;
 use crate::model::*;
+use crate::queue::{self, Claimed, Target};
+use crate::sql::Sql;
 
-struct Target {
-    uuid: Uuid,
-    event_names: Vec<String>,
-    max_in_flight: u32,
-    per_book: bool,
-}
+/// The active webhooks of several orgs, as [`queue::SUBSCRIBERS`] answers
+/// for one (its column 4 is the org).
+static SUBSCRIBERS_OF_ORGS: Sql = Sql::new(
+    "SELECT uuid, event_names, max_in_flight, ordering, org_uuid FROM webhooks \
+     WHERE org_uuid = ANY($1) AND deleted_at IS NULL AND is_active = true \
+     ORDER BY created_at, uuid",
+);
 
 /// A delivery to insert, and the index of its event in the batch.
 struct Row {
     event: usize,
     uuid: Uuid,
     webhook: Uuid,
-    max_in_flight: u32,
+    max_in_flight: Option<u32>,
     leased: bool,
     book: Option<String>,
     seq: Option<i64>,
@@ -55,33 +58,17 @@ pub(super) async fn append_events(
         .into_iter()
         .collect();
     let mut targets: HashMap<Uuid, Vec<Target>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT org_uuid, uuid, event_names, max_in_flight, ordering FROM webhooks \
-             WHERE org_uuid = ANY($1) AND deleted_at IS NULL AND is_active ORDER BY created_at, uuid",
-            &[&org_ids],
-        )
-        .await
-        .map_err(pg)?
+    for (org, target) in rows(tx, &SUBSCRIBERS_OF_ORGS, &[&org_ids], |r| {
+        Ok((r.uuid(4)?, queue::target(r)?))
+    })
+    .await?
     {
-        let names: String = r.get(2);
-        let max_in_flight: i32 = r.get(3);
-        let ordering: String = r.get(4);
-        targets.entry(r.get(0)).or_default().push(Target {
-            uuid: r.get(1),
-            event_names: serde_json::from_str(&names).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            max_in_flight: max_in_flight as u32,
-            per_book: ordering == "per_book",
-        });
+        targets.entry(org).or_default().push(target);
     }
     let subscribed = |e: &NewEvent, org: &Uuid| -> Vec<&Target> {
         targets
             .get(org)
-            .map(|ts| {
-                ts.iter()
-                    .filter(|t| t.event_names.contains(&e.event_name))
-                    .collect()
-            })
+            .map(|ts| ts.iter().filter(|t| t.wants(&e.event_name)).collect())
             .unwrap_or_default()
     };
 
@@ -234,17 +221,18 @@ pub(super) async fn append_events(
     let mut jobs: HashMap<usize, Vec<DeliveryJob>> = HashMap::new();
     for r in rows.iter().filter(|r| r.leased) {
         let e = &events[r.event];
-        jobs.entry(r.event).or_default().push(DeliveryJob {
+        let job = Claimed {
             id: ids[&r.uuid],
             uuid: r.uuid,
             webhook_uuid: r.webhook,
-            max_in_flight: r.max_in_flight,
-            event_uuid: e.uuid,
-            payload: e.payload.clone(),
+            event_id: 0,
             attempts: 0,
             is_test: false,
+            max_in_flight: r.max_in_flight,
             ordered: r.seq.is_some(),
-        });
+        }
+        .into_job(e.uuid, e.payload.clone());
+        jobs.entry(r.event).or_default().push(job);
     }
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
@@ -293,24 +281,16 @@ async fn place_in_book(
     webhook: Uuid,
     book: &str,
 ) -> Result<(i64, bool), StoreError> {
-    let seq: i64 = tx
-        .query_one(
-            "INSERT INTO book_sequences (webhook_uuid, book_uuid, last_seq) VALUES ($1, $2, 1) \
-             ON CONFLICT (webhook_uuid, book_uuid) DO UPDATE \
-             SET last_seq = book_sequences.last_seq + 1 RETURNING last_seq",
-            &[&webhook, &book],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
-    let blocked: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_uuid = $1 AND book_uuid = $2 \
-             AND book_seq < $3 AND status IN ('pending', 'delivering', 'held'))",
-            &[&webhook, &book, &seq],
-        )
-        .await
-        .map_err(pg)?
-        .get(0);
+    let seq = row(tx, &queue::NEXT_BOOK_SEQ, &[&webhook, &book], |r| r.int(0))
+        .await?
+        .unwrap_or(1);
+    let blocked = row(
+        tx,
+        &queue::WAITS_FOR_EARLIER,
+        &[&webhook, &book, &seq],
+        |r| r.flag(0),
+    )
+    .await?
+    .unwrap_or(false);
     Ok((seq, blocked))
 }

@@ -136,6 +136,13 @@ CREATE INDEX attempts_delivery ON attempts(delivery_id);
     r#"
 ALTER TABLE deliveries ADD COLUMN redeliver BOOLEAN NOT NULL DEFAULT false;
 "#,
+    // A webhook that did not set max_in_flight follows the node's default
+    // (no copy stored). Every webhook so far was stored with the default,
+    // 16, copied in; those now follow the default.
+    r#"
+ALTER TABLE webhooks ALTER COLUMN max_in_flight DROP NOT NULL;
+UPDATE webhooks SET max_in_flight = NULL WHERE max_in_flight = 16;
+"#,
 ];
 
 /// Brings the schema up to date; refuses a database newer than this binary.

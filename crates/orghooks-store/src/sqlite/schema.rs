@@ -142,6 +142,43 @@ CREATE TABLE health (
     r#"
 ALTER TABLE deliveries ADD COLUMN redeliver INTEGER NOT NULL DEFAULT 0;
 "#,
+    // A webhook that did not set max_in_flight follows the node's default
+    // (no copy stored). Every webhook so far was stored with the default,
+    // 16, copied in; those now follow the default. SQLite cannot drop a
+    // NOT NULL, so the table is rebuilt (nothing references it).
+    r#"
+CREATE TABLE webhooks_next (
+    uuid                    TEXT PRIMARY KEY,
+    org_uuid                TEXT NOT NULL REFERENCES orgs(uuid),
+    url                     TEXT NOT NULL,
+    url_password_sealed     TEXT,
+    description             TEXT,
+    is_active               INTEGER NOT NULL,
+    event_names             TEXT NOT NULL,
+    secret_sealed           TEXT,
+    signature_scheme        TEXT NOT NULL,
+    ordering                TEXT NOT NULL,
+    max_in_flight           INTEGER,
+    disabled_reason         TEXT,
+    disabled_at             INTEGER,
+    created_at              INTEGER NOT NULL,
+    updated_at              INTEGER NOT NULL,
+    deleted_at              INTEGER,
+    previous_secret_sealed  TEXT,
+    previous_secret_until   INTEGER
+);
+INSERT INTO webhooks_next (uuid, org_uuid, url, url_password_sealed, description, is_active,
+    event_names, secret_sealed, signature_scheme, ordering, max_in_flight, disabled_reason,
+    disabled_at, created_at, updated_at, deleted_at, previous_secret_sealed, previous_secret_until)
+SELECT uuid, org_uuid, url, url_password_sealed, description, is_active, event_names,
+    secret_sealed, signature_scheme, ordering, nullif(max_in_flight, 16), disabled_reason,
+    disabled_at, created_at, updated_at, deleted_at, previous_secret_sealed, previous_secret_until
+FROM webhooks;
+DROP TABLE webhooks;
+ALTER TABLE webhooks_next RENAME TO webhooks;
+CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url) WHERE deleted_at IS NULL;
+CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
+"#,
 ];
 
 /// Brings the schema up to date; refuses a database newer than this binary.

@@ -17,6 +17,15 @@ macro_rules! conformance_suite {
             outcomes_report_deliveries_no_longer_leased,
             a_redelivery_asked_for_in_flight_follows_a_failure,
             renewed_leases_are_not_claimed,
+            publisher_tokens_are_found_by_hash_and_revoked_once,
+            claims_take_the_oldest_due_first,
+            an_outcome_from_another_owner_settles_nothing,
+            test_deliveries_and_the_log,
+            disabling_holds_and_reactivating_releases,
+            resending_starts_a_fresh_budget,
+            purge_takes_only_finished_events,
+            recovering_leases_frees_every_lease,
+            a_webhook_without_its_own_cap_follows_the_default,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -69,7 +78,7 @@ fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
         event_names: vec!["book.verified".into()],
         signature_scheme: SignatureScheme::Ocrolus,
         ordering: Ordering::None,
-        max_in_flight: 16,
+        max_in_flight: None,
         created_at: 3_000,
     }
 }
@@ -328,7 +337,7 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
         event(account.uuid, e3, "book-y", "{\"n\":3}"),
     ];
     let results = store
-        .append_events(batch, 100, Some(lease(10_000)), true)
+        .append_events(batch, 100, Some(lease(10_000)), Backpressure::Wait)
         .await
         .unwrap();
     let summary: Vec<Result<(u32, usize, bool), AppendError>> = results
@@ -355,7 +364,7 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
             vec![event(account.uuid, e2, "book-x", "{\"n\":2}")],
             200,
             Some(lease(10_000)),
-            true,
+            Backpressure::Wait,
         )
         .await
         .unwrap();
@@ -388,7 +397,10 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
         settle: Settle::Succeeded,
         ordered: true,
     };
-    store.complete(vec![done], 400).await.unwrap();
+    store
+        .complete("node-a".into(), vec![done], 400)
+        .await
+        .unwrap();
     let claimed = store
         .claim_due(500, lease(20_000), 100, vec![])
         .await
@@ -413,7 +425,7 @@ async fn two_leased_deliveries(store: &dyn Store, until: i64) -> (Org, Webhook, 
         event(account.uuid, Uuid::new_v4(), "b2", "{}"),
     ];
     let jobs = store
-        .append_events(events, 100, Some(lease(until)), true)
+        .append_events(events, 100, Some(lease(until)), Backpressure::Wait)
         .await
         .unwrap()
         .into_iter()
@@ -437,13 +449,21 @@ pub async fn outcomes_report_deliveries_no_longer_leased(store: Arc<dyn Store>) 
     let (org, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let lost = store
-        .complete(vec![outcome(ids[0], Settle::Succeeded)], 200)
+        .complete(
+            "node-a".into(),
+            vec![outcome(ids[0], Settle::Succeeded)],
+            200,
+        )
         .await
         .unwrap();
     assert!(lost.is_empty(), "{lost:?}");
     // The same outcome again: the delivery is no longer being delivered.
     let lost = store
-        .complete(vec![outcome(ids[0], Settle::Succeeded)], 300)
+        .complete(
+            "node-a".into(),
+            vec![outcome(ids[0], Settle::Succeeded)],
+            300,
+        )
         .await
         .unwrap();
     assert_eq!(lost, vec![ids[0]]);
@@ -453,7 +473,7 @@ pub async fn outcomes_report_deliveries_no_longer_leased(store: Arc<dyn Store>) 
         .await
         .unwrap();
     let lost = store
-        .complete(vec![outcome(ids[1], Settle::Failed)], 500)
+        .complete("node-a".into(), vec![outcome(ids[1], Settle::Failed)], 500)
         .await
         .unwrap();
     assert!(lost.is_empty(), "{lost:?}");
@@ -472,6 +492,7 @@ pub async fn a_redelivery_asked_for_in_flight_follows_a_failure(store: Arc<dyn S
     }
     store
         .complete(
+            "node-a".into(),
             vec![
                 outcome(jobs[0].id, Settle::Failed),
                 outcome(jobs[1].id, Settle::Succeeded),
@@ -514,5 +535,521 @@ pub async fn renewed_leases_are_not_claimed(store: Arc<dyn Store>) {
         claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![ids[1]],
         "only the lease its owner did not renew expired"
+    );
+}
+
+/// Publisher tokens: found by their hash, listed, revoked once (a second
+/// revoke keeps the first time); an unknown one is `NotFound`.
+pub async fn publisher_tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
+    let token = store
+        .create_publisher_token(NewPublisherToken {
+            uuid: Uuid::new_v4(),
+            name: "platform".into(),
+            hash: vec![7; 32],
+            created_at: 1_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(token.revoked_at, None);
+    assert_eq!(
+        store.publisher_token(vec![7; 32]).await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.publisher_token(vec![8; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.list_publisher_tokens().await.unwrap(),
+        vec![token.clone()]
+    );
+    let revoked = store
+        .revoke_publisher_token(token.uuid, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(2_000));
+    let again = store
+        .revoke_publisher_token(token.uuid, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(2_000));
+    assert!(matches!(
+        store.revoke_publisher_token(Uuid::new_v4(), 3_000).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Appends one event per book (so nothing waits for anything) without a
+/// lease: every delivery is left pending for the claimers.
+async fn pending_deliveries(store: &dyn Store, books: &[&str], at: i64) -> (Webhook, Vec<Uuid>) {
+    let org = seed_org(store, "a").await;
+    let account = seed_account(store, org.uuid, Role::Manager).await;
+    let hook = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/q"), 5)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for book in books {
+        let uuid = Uuid::new_v4();
+        store
+            .append_events(
+                vec![event(account.uuid, uuid, book, "{}")],
+                at,
+                None,
+                Backpressure::Wait,
+            )
+            .await
+            .unwrap();
+        events.push(uuid);
+    }
+    (hook, events)
+}
+
+/// Claims are in due order (a retry due earlier goes before a newer
+/// delivery, an expired lease competes by its expiry), capped by `limit`,
+/// and leave out the webhooks in `skip` and what is not due yet.
+pub async fn claims_take_the_oldest_due_first(store: Arc<dyn Store>) {
+    let (hook, events) = pending_deliveries(&*store, &["b1", "b2", "b3"], 100).await;
+    // Nothing is due before its time; a skipped webhook is left alone.
+    assert!(
+        store
+            .claim_due(99, lease(1_000), 10, vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_due(100, lease(1_000), 10, vec![hook.uuid])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = store
+        .claim_due(100, lease(1_000), 10, vec![])
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|j| j.event_uuid).collect::<Vec<_>>(), events);
+    // The first is retried at 300, the second at 200, the third's lease
+    // (until 1_000) is left to expire.
+    store
+        .complete(
+            "node-a".into(),
+            vec![
+                outcome(all[0].id, Settle::Retry { at: 300 }),
+                outcome(all[1].id, Settle::Retry { at: 200 }),
+            ],
+            150,
+        )
+        .await
+        .unwrap();
+    let one = store
+        .claim_due(1_000, lease(5_000), 1, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        one.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![all[1].id],
+        "due at 200 first"
+    );
+    assert_eq!(
+        one[0].attempts, 0,
+        "a retry without an attempt spends nothing"
+    );
+    let rest = store
+        .claim_due(1_000, lease(5_000), 10, vec![])
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = rest.iter().map(|j| j.id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        vec![all[0].id, all[2].id],
+        "then the 300 retry and the lease that expired at 1_000"
+    );
+}
+
+/// An outcome written by a node that no longer holds the lease (it lapsed
+/// and another node claimed the delivery) changes nothing and is reported.
+pub async fn an_outcome_from_another_owner_settles_nothing(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 1_000).await;
+    let mut b = lease(9_000);
+    b.owner = "node-b".into();
+    let taken = store.claim_due(2_000, b, 10, vec![]).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let lost = store
+        .complete(
+            "node-a".into(),
+            vec![outcome(jobs[0].id, Settle::Succeeded)],
+            2_500,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![jobs[0].id]);
+    let now = store.get_delivery(hook.uuid, jobs[0].uuid).await.unwrap();
+    assert_eq!(
+        now.summary.status,
+        DeliveryStatus::Delivering,
+        "node-b still holds it"
+    );
+    let lost = store
+        .complete(
+            "node-b".into(),
+            vec![outcome(jobs[0].id, Settle::Succeeded)],
+            2_600,
+        )
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+}
+
+fn attempt_record(status: u16) -> AttemptRecord {
+    AttemptRecord {
+        uuid: Uuid::new_v4(),
+        started_at: 150,
+        duration_ms: 12,
+        request_headers: Some("{\"content-type\":\"application/json\"}".into()),
+        response_status: Some(status),
+        response_headers: Some("{}".into()),
+        response_body: Some("nope".into()),
+        error: None,
+    }
+}
+
+/// A test delivery is leased when asked, and the log lists it with the
+/// others, newest first, filtered and paged; one delivery shows its
+/// attempts in order.
+pub async fn test_deliveries_and_the_log(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    let test_event = NewEvent {
+        uuid: Uuid::new_v4(),
+        account_uuid: Uuid::new_v4(),
+        event_name: "book.completed".into(),
+        book_uuid: None,
+        occurred_at: 1,
+        payload: "{\"test\":true}".into(),
+        payload_hash: vec![1],
+    };
+    let (test_uuid, job) = store
+        .append_test_delivery(hook.uuid, test_event.clone(), 200, Some(lease(10_000)))
+        .await
+        .unwrap();
+    let job = job.expect("leased");
+    assert!(job.is_test);
+    assert_eq!(job.uuid, test_uuid);
+    assert_eq!(&*job.payload, "{\"test\":true}");
+    assert!(matches!(
+        store
+            .append_test_delivery(Uuid::new_v4(), test_event, 200, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let mut attempt = outcome(jobs[0].id, Settle::Retry { at: 500 });
+    attempt.attempt = Some(attempt_record(500));
+    let mut second = outcome(jobs[0].id, Settle::Succeeded);
+    second.attempt = Some(attempt_record(200));
+    store
+        .complete("node-a".into(), vec![attempt], 300)
+        .await
+        .unwrap();
+    store
+        .claim_due(500, lease(10_000), 10, vec![])
+        .await
+        .unwrap();
+    store
+        .complete("node-a".into(), vec![second], 600)
+        .await
+        .unwrap();
+
+    let page = |filter: DeliveryFilter| {
+        let store = store.clone();
+        async move { store.list_deliveries(hook.uuid, filter).await.unwrap() }
+    };
+    let all = page(DeliveryFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        all.iter().map(|d| d.uuid).collect::<Vec<_>>(),
+        vec![test_uuid, jobs[1].uuid, jobs[0].uuid],
+        "newest first"
+    );
+    let first_page = page(DeliveryFilter {
+        limit: 2,
+        ..Default::default()
+    })
+    .await;
+    let next = page(DeliveryFilter {
+        limit: 2,
+        before: Some(first_page[1].id),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        next.iter().map(|d| d.uuid).collect::<Vec<_>>(),
+        vec![jobs[0].uuid]
+    );
+    let succeeded = page(DeliveryFilter {
+        status: Some(DeliveryStatus::Succeeded),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(succeeded[0].attempts, 2);
+    let by_book = page(DeliveryFilter {
+        book_uuid: Some("b2".into()),
+        event_name: Some("book.verified".into()),
+        since: Some(100),
+        until: Some(101),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        by_book.iter().map(|d| d.uuid).collect::<Vec<_>>(),
+        vec![jobs[1].uuid]
+    );
+
+    let detail = store.get_delivery(hook.uuid, jobs[0].uuid).await.unwrap();
+    assert_eq!(detail.payload, "{}");
+    assert_eq!(
+        detail
+            .attempts
+            .iter()
+            .map(|a| a.response_status)
+            .collect::<Vec<_>>(),
+        vec![Some(500), Some(200)]
+    );
+    assert_eq!(detail.attempts[0].response_body.as_deref(), Some("nope"));
+    assert!(matches!(
+        store.get_delivery(Uuid::new_v4(), jobs[0].uuid).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Turning a webhook off (by its admin or by the engine) holds its pending
+/// deliveries; turning it on makes them due at once. A circuit that closes
+/// makes deferred ones due now.
+pub async fn disabling_holds_and_reactivating_releases(store: Arc<dyn Store>) {
+    let (hook, _) = pending_deliveries(&*store, &["b1", "b2"], 100).await;
+    store
+        .disable_webhook(hook.uuid, "the receiver answered 410 Gone".into(), 200)
+        .await
+        .unwrap();
+    let disabled = store.webhook_by_uuid(hook.uuid).await.unwrap().unwrap();
+    assert!(!disabled.is_active);
+    assert_eq!(disabled.disabled_at, Some(200));
+    let held = store
+        .list_deliveries(
+            hook.uuid,
+            DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        held.iter().all(|d| d.status == DeliveryStatus::Held),
+        "{held:?}"
+    );
+    assert!(
+        store
+            .claim_due(1_000, lease(5_000), 10, vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .update_webhook(
+            hook.org_uuid,
+            hook.uuid,
+            WebhookPatch {
+                is_active: Some(true),
+                updated_at: 300,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due(300, lease(5_000), 10, vec![])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Deferred (circuit open) until 9_000, then the circuit closes at 400.
+    store
+        .complete(
+            "node-a".into(),
+            claimed
+                .iter()
+                .map(|j| outcome(j.id, Settle::Deferred { at: 9_000 }))
+                .collect(),
+            350,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due(400, lease(5_000), 10, vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.release_deferred(hook.uuid, 400).await.unwrap();
+    assert_eq!(
+        store
+            .claim_due(400, lease(5_000), 10, vec![])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.webhook_by_uuid(Uuid::new_v4()).await.unwrap(), None);
+}
+
+/// Redeliver and recover give a finished delivery a fresh budget; one
+/// already waiting is left as it is (idempotent).
+pub async fn resending_starts_a_fresh_budget(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    let mut failed = outcome(jobs[0].id, Settle::Failed);
+    failed.attempt = Some(attempt_record(500));
+    let mut succeeded = outcome(jobs[1].id, Settle::Succeeded);
+    succeeded.attempt = Some(attempt_record(200));
+    store
+        .complete("node-a".into(), vec![failed, succeeded], 200)
+        .await
+        .unwrap();
+    // Without a lease the delivery waits for the claimers; asked again
+    // while it waits, nothing changes.
+    let queued = store
+        .redeliver(hook.uuid, jobs[1].uuid, 300, None)
+        .await
+        .unwrap();
+    assert!(matches!(queued, Some(Redelivery::Queued)), "{queued:?}");
+    assert_eq!(
+        store
+            .redeliver(hook.uuid, jobs[1].uuid, 310, None)
+            .await
+            .unwrap(),
+        None
+    );
+    let pending = store.get_delivery(hook.uuid, jobs[1].uuid).await.unwrap();
+    assert_eq!(
+        (pending.summary.status, pending.summary.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    // With a lease it is handed back to send now.
+    let leased = store
+        .redeliver(hook.uuid, jobs[0].uuid, 300, Some(lease(10_000)))
+        .await
+        .unwrap();
+    let Some(Redelivery::Leased(job)) = leased else {
+        panic!("{leased:?}")
+    };
+    assert_eq!((job.id, job.attempts), (jobs[0].id, 0));
+    assert!(matches!(
+        store.redeliver(hook.uuid, Uuid::new_v4(), 300, None).await,
+        Err(StoreError::NotFound)
+    ));
+    // Recover re-queues the failed ones created in the window only.
+    store
+        .complete(
+            "node-a".into(),
+            vec![outcome(jobs[0].id, Settle::Failed)],
+            400,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.recover(hook.uuid, 0, 100, 500).await.unwrap(), 0);
+    assert_eq!(store.recover(hook.uuid, 100, 101, 500).await.unwrap(), 1);
+    let recovered = store.get_delivery(hook.uuid, jobs[0].uuid).await.unwrap();
+    assert_eq!(
+        (
+            recovered.summary.status,
+            recovered.summary.attempts,
+            recovered.summary.next_attempt_at
+        ),
+        (DeliveryStatus::Pending, 0, 500)
+    );
+}
+
+/// Purge deletes old events whose deliveries are all finished, with their
+/// deliveries and attempts, a batch at a time; unfinished ones stay.
+pub async fn purge_takes_only_finished_events(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    let mut done = outcome(jobs[0].id, Settle::Succeeded);
+    done.attempt = Some(attempt_record(200));
+    store
+        .complete("node-a".into(), vec![done], 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge(100, 10).await.unwrap(),
+        0,
+        "accepted at 100: not before the cutoff"
+    );
+    assert_eq!(store.purge(101, 10).await.unwrap(), 1);
+    assert!(matches!(
+        store.get_delivery(hook.uuid, jobs[0].uuid).await,
+        Err(StoreError::NotFound)
+    ));
+    store.get_delivery(hook.uuid, jobs[1].uuid).await.unwrap();
+    assert_eq!(
+        store.purge(101, 10).await.unwrap(),
+        0,
+        "the other is still being delivered"
+    );
+}
+
+/// Recovering leases (a single node starting) makes every leased delivery
+/// due now, whoever held it.
+pub async fn recovering_leases_frees_every_lease(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    assert_eq!(store.recover_leases(500).await.unwrap(), 2);
+    let freed = store.get_delivery(hook.uuid, jobs[0].uuid).await.unwrap();
+    assert_eq!(
+        (freed.summary.status, freed.summary.next_attempt_at),
+        (DeliveryStatus::Pending, 500)
+    );
+    let mut b = lease(9_000);
+    b.owner = "node-b".into();
+    assert_eq!(store.claim_due(500, b, 10, vec![]).await.unwrap().len(), 2);
+}
+
+/// A webhook that sets no cap stores none (the node's default applies and
+/// may change); one that does keeps it, and its deliveries carry it.
+pub async fn a_webhook_without_its_own_cap_follows_the_default(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 10_000).await;
+    assert_eq!(hook.max_in_flight, None);
+    assert_eq!(jobs[0].max_in_flight, None);
+    let capped = store
+        .update_webhook(
+            hook.org_uuid,
+            hook.uuid,
+            WebhookPatch {
+                max_in_flight: Some(4),
+                updated_at: 200,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(capped.max_in_flight, Some(4));
+    assert_eq!(
+        store
+            .get_webhook(hook.org_uuid, hook.uuid)
+            .await
+            .unwrap()
+            .max_in_flight,
+        Some(4)
+    );
+    store.recover_leases(300).await.unwrap();
+    let claimed = store
+        .claim_due(300, lease(10_000), 10, vec![])
+        .await
+        .unwrap();
+    assert!(
+        claimed.iter().all(|j| j.max_in_flight == Some(4)),
+        "{claimed:?}"
     );
 }

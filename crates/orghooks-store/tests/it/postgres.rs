@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use orghooks_store::Store;
+use orghooks_store::{Store, Tenancy};
 use orghooks_store::postgres::scratch::ScratchDatabase;
 use orghooks_store::postgres::{PgOptions, PgStore};
 

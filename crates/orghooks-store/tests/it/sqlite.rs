@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use orghooks_store::Store;
+use orghooks_store::{Store, Tenancy};
 use orghooks_store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::conformance;

@@ -1,0 +1,289 @@
+//! The delivery queue on PostgreSQL. Appends go through the batcher
+//! (`append.rs`, multi-row inserts); claims take rows with
+//! `FOR UPDATE SKIP LOCKED`, so no delivery is leased to two nodes. The
+//! other statements are the shared ones of [`crate::queue`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use super::{PgStore, batcher, exec, pg, row, rows};
+use crate::model::*;
+use crate::queue::{self, Claimed};
+use crate::sql::Sql;
+use crate::{Backpressure, DeliveryQueue, StoreError};
+
+#[async_trait]
+impl DeliveryQueue for PgStore {
+    async fn append_events(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+        lease: Option<Lease>,
+        backpressure: Backpressure,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = batcher::Request {
+            events,
+            now,
+            lease,
+            reply,
+        };
+        match backpressure {
+            Backpressure::Wait => self
+                .appends
+                .send(request)
+                .await
+                .map_err(|_| StoreError::Closed)?,
+            Backpressure::Refuse => self.appends.try_send(request).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?,
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn append_test_delivery(
+        &self,
+        webhook: Uuid,
+        event: NewEvent,
+        now: i64,
+        lease: Option<Lease>,
+    ) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let answer = append_test(&tx, webhook, &event, now, lease.as_ref()).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(answer)
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease: Lease,
+        limit: u32,
+        skip: Vec<Uuid>,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        let client = self.client().await?;
+        claim(&client, now, &lease, limit, &skip).await
+    }
+
+    async fn complete(
+        &self,
+        owner: String,
+        outcomes: Vec<Outcome>,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let lost = complete(&tx, &owner, &outcomes, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(lost)
+    }
+
+    async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(&client, &queue::RELEASE_DEFERRED, &[&webhook, &now]).await?;
+        Ok(())
+    }
+
+    async fn recover_leases(&self, now: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        exec(&client, &queue::RECOVER_LEASES, &[&now]).await
+    }
+
+    async fn renew_leases(
+        &self,
+        owner: String,
+        ids: Vec<i64>,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        static RENEW: Sql = Sql::new(
+            "UPDATE deliveries SET lease_until = $2 \
+             WHERE id = ANY($3) AND lease_owner = $1 AND status = 'delivering'",
+        );
+        let client = self.client().await?;
+        exec(&client, &RENEW, &[&owner, &until, &ids]).await?;
+        Ok(())
+    }
+}
+
+async fn append_test(
+    tx: &Transaction<'_>,
+    webhook: Uuid,
+    event: &NewEvent,
+    now: i64,
+    lease: Option<&Lease>,
+) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
+    let (org, max_in_flight) = row(tx, &queue::TEST_TARGET, &[&webhook], |r| {
+        Ok((r.uuid(0)?, r.opt_count(1)?))
+    })
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let event_id = row(
+        tx,
+        &queue::INSERT_EVENT,
+        &[
+            &event.uuid,
+            &org,
+            &event.account_uuid,
+            &event.event_name,
+            &event.book_uuid,
+            &event.occurred_at,
+            &now,
+            &&*event.payload,
+            &event.payload_hash,
+            &1i32,
+            &true,
+        ],
+        |r| r.int(0),
+    )
+    .await?
+    .ok_or(StoreError::Conflict("test event uuid already exists"))?;
+    // Time-ordered ids keep the uuid index append-only.
+    let uuid = Uuid::now_v7();
+    let (status, owner, until) = queue::lease_columns(lease, &webhook, false);
+    let id = row(
+        tx,
+        &queue::INSERT_DELIVERY,
+        &[
+            &uuid,
+            &event_id,
+            &webhook,
+            &status,
+            &true,
+            &now,
+            &owner,
+            &until,
+            &None::<&str>,
+            &None::<i64>,
+        ],
+        |r| r.int(0),
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
+    let job = owner.is_some().then(|| {
+        Claimed {
+            id,
+            uuid,
+            webhook_uuid: webhook,
+            event_id,
+            attempts: 0,
+            is_test: true,
+            max_in_flight,
+            ordered: false,
+        }
+        .into_job(event.uuid, event.payload.clone())
+    });
+    Ok((uuid, job))
+}
+
+/// Due pending deliveries and expired leases, oldest due first, locked
+/// with `SKIP LOCKED` so that concurrent claims take different rows. Each
+/// kind is read through its own partial index (`deliveries_due`,
+/// `deliveries_leased`).
+static CLAIM: Sql = Sql::new(concat!(
+    "WITH due AS (SELECT id, next_attempt_at AS at FROM deliveries d \
+                   WHERE status = 'pending' AND next_attempt_at <= $3 \
+                   AND webhook_uuid <> ALL($5) AND ",
+    queue::book_is_free!(),
+    "              ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+          lapsed AS (SELECT id, lease_until AS at FROM deliveries \
+                   WHERE status = 'delivering' AND lease_until <= $3 \
+                   AND webhook_uuid <> ALL($5) \
+                   ORDER BY lease_until, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, \
+       updated_at = $3 \
+     WHERE id IN (SELECT id FROM (SELECT id, at FROM due UNION ALL SELECT id, at FROM lapsed) c \
+                  ORDER BY at, id LIMIT $4) \
+     RETURNING ",
+    queue::claimed_cols!()
+));
+
+async fn claim(
+    client: &impl GenericClient,
+    now: i64,
+    lease: &Lease,
+    limit: u32,
+    skip: &[Uuid],
+) -> Result<Vec<DeliveryJob>, StoreError> {
+    let claimed = rows(
+        client,
+        &CLAIM,
+        &[&lease.owner, &lease.until, &now, &i64::from(limit), &skip],
+        queue::claimed,
+    )
+    .await?;
+    let mut events: HashMap<i64, (Uuid, Arc<str>)> = HashMap::new();
+    let mut jobs = Vec::with_capacity(claimed.len());
+    for c in claimed {
+        if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(c.event_id) {
+            let (event_uuid, payload) = row(client, &queue::EVENT_PAYLOAD, &[&c.event_id], |r| {
+                Ok((r.uuid(0)?, r.text(1)?))
+            })
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("event {} vanished", c.event_id)))?;
+            slot.insert((event_uuid, payload.into()));
+        }
+        let (event_uuid, payload) = &events[&c.event_id];
+        jobs.push(c.into_job(*event_uuid, payload.clone()));
+    }
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
+async fn complete(
+    tx: &Transaction<'_>,
+    owner: &str,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let mut lost = Vec::new();
+    for outcome in outcomes {
+        if let Some(a) = &outcome.attempt {
+            exec(
+                tx,
+                &queue::INSERT_ATTEMPT,
+                &[
+                    &a.uuid,
+                    &outcome.delivery_id,
+                    &a.started_at,
+                    &a.duration_ms,
+                    &a.response_status.map(i32::from),
+                    &a.response_headers,
+                    &a.response_body,
+                    &a.error,
+                    &a.request_headers,
+                ],
+            )
+            .await?;
+        }
+        let (status, due) = outcome.settle.status_and_due(now);
+        let settled = exec(
+            tx,
+            &queue::SETTLE,
+            &[
+                &outcome.delivery_id,
+                &status.as_str(),
+                &due,
+                &i32::from(outcome.attempt.is_some()),
+                &now,
+                &owner,
+            ],
+        )
+        .await?;
+        if settled == 0 {
+            let status = row(tx, &queue::STATUS_OF, &[&outcome.delivery_id], |r| {
+                r.text(0)
+            })
+            .await?;
+            if queue::lost(status.as_deref()) {
+                lost.push(outcome.delivery_id);
+            }
+        }
+    }
+    Ok(lost)
+}
