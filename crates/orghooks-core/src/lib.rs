@@ -6,7 +6,9 @@
 //! sealing of secrets at rest, and the clock abstraction that lets tests move
 //! time by hand.
 
+pub mod attempt;
 pub mod catalog;
+pub mod circuit;
 pub mod clock;
 pub mod credentials;
 pub mod payload;

@@ -176,7 +176,8 @@ pub(crate) static INSERT_ATTEMPT: Sql = Sql::new(
      response_headers, response_body, error, request_headers) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 );
-/// Writes an outcome: `$1` the delivery, `$2` its status, `$3` when it is
+/// Writes an outcome (PostgreSQL runs the same rule for a whole batch in
+/// one statement, `postgres/queue.rs`): `$1` the delivery, `$2` its status, `$3` when it is
 /// due, `$4` 1 when an attempt was made, `$5` now, `$6` the lease owner.
 /// A delivery cancelled while in flight stays cancelled (no row). One whose
 /// redelivery was asked for while in flight goes again now, with a fresh

@@ -9,8 +9,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
+use orghooks_core::attempt::{self, Verdict};
+use orghooks_core::circuit::{Circuit, Gate, Transition};
 use orghooks_store::{AttemptRecord, DeliveryJob, Outcome, Settle};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -33,15 +34,6 @@ pub enum Sent {
     Cancelled,
     /// The webhook could not be loaded; try again later.
     Unavailable(String),
-}
-
-#[derive(Debug, Default)]
-struct Circuit {
-    consecutive_failures: u32,
-    open: bool,
-    opened_at: i64,
-    probe_in_flight: bool,
-    next_probe_at: i64,
 }
 
 struct Lane {
@@ -109,6 +101,7 @@ impl Dispatcher {
 
     fn settle(&mut self, job: &DeliveryJob, attempt: Option<AttemptRecord>, settle: Settle) {
         self.known.remove(&job.id);
+        self.shared.outcome_decided(job.id);
         // Counted as settled by the completer, once the outcome is committed.
         let _ = self.outcomes.send(Outcome {
             delivery_id: job.id,
@@ -124,7 +117,10 @@ impl Dispatcher {
         let cfg = &shared.config;
         let mut touched = Vec::new();
         for job in jobs {
-            if !self.known.insert(job.id) {
+            // Already here, or decided here and about to be written: a
+            // claim that took it back after its lease lapsed must not send
+            // it again.
+            if self.shared.outcome_unwritten(job.id) || !self.known.insert(job.id) {
                 continue;
             }
             let full = self.queued_total >= cfg.max_queued_total;
@@ -178,35 +174,25 @@ impl Dispatcher {
                 }
                 break;
             }
-            let job_is_test = job.is_test;
+            let gate = lane.circuit.gate(now, job.is_test);
             let job = lane.queue.pop_front().expect("front exists");
             self.queued_total -= 1;
-            let c = &mut lane.circuit;
-            let probe = c.open && !job_is_test;
-            if probe {
-                if c.probe_in_flight || now < c.next_probe_at {
-                    let at = c.next_probe_at.max(now + claim_gap);
-                    deferred.push((job, at));
-                    continue;
+            match gate {
+                Gate::Wait { until } => deferred.push((job, until.max(now + claim_gap))),
+                Gate::Send { probe } => {
+                    lane.in_flight += 1;
+                    start.push((job, probe));
                 }
-                c.probe_in_flight = true;
             }
-            lane.in_flight += 1;
-            start.push((job, probe));
         }
         let lane_in_flight = lane.in_flight;
         if lane.full && lane.queue.len() < self.shared.config.max_queued_per_webhook / 2 {
             lane.full = false;
-            if !lane.circuit.open {
+            if !lane.circuit.is_open() {
                 self.shared.release(webhook);
             }
         }
-        if lane.queue.is_empty()
-            && lane.in_flight == 0
-            && !lane.starved
-            && !lane.circuit.open
-            && lane.circuit.consecutive_failures == 0
-        {
+        if lane.queue.is_empty() && lane.in_flight == 0 && !lane.starved && lane.circuit.is_idle() {
             self.lanes.remove(&webhook);
         }
         for (job, at) in deferred {
@@ -245,7 +231,7 @@ impl Dispatcher {
         if let Some(lane) = self.lanes.get_mut(&webhook) {
             lane.in_flight -= 1;
             if probe {
-                lane.circuit.probe_in_flight = false;
+                lane.circuit.probe_done();
             }
             self.shared
                 .metrics
@@ -276,52 +262,48 @@ impl Dispatcher {
             && !job.is_test
         {
             let c = &mut lane.circuit;
-            match circuit_event {
-                Some(CircuitEvent::Success) => {
-                    c.consecutive_failures = 0;
-                    if c.open {
-                        c.open = false;
-                        self.shared.release(webhook);
-                        self.shared.metrics.circuits_open.dec();
-                        tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
-                        let shared = self.shared.clone();
-                        tokio::spawn(async move {
-                            let now = shared.clock.now_ms();
-                            if let Err(e) = shared.store.release_deferred(webhook, now).await {
-                                tracing::error!(webhook_uuid = %webhook, error = %e, "cannot release deferred deliveries");
-                            }
-                            shared.wake_claimer();
-                        });
-                    }
-                }
+            let transition = match circuit_event {
+                Some(CircuitEvent::Success) => c.on_success(),
                 Some(CircuitEvent::Failure { next_at }) => {
-                    c.consecutive_failures += 1;
-                    let disable_after = self.shared.config.circuit_disable_after_secs as i64 * 1000;
-                    if c.open && now - c.opened_at >= disable_after {
-                        // Open for too long: the receiver is gone for good.
-                        disable = Some(format!(
-                            "the receiver kept failing: its circuit was open from {} to {}",
-                            orghooks_core::clock::format_ms(c.opened_at),
-                            orghooks_core::clock::format_ms(now)
-                        ));
-                        *c = Circuit::default();
-                        self.shared.release(webhook);
-                        self.shared.metrics.circuits_open.dec();
-                    } else if c.open {
-                        c.next_probe_at = next_at;
-                        self.shared.hold_back(webhook, Some(next_at));
-                    } else if c.consecutive_failures >= self.shared.config.circuit_failure_threshold
-                    {
-                        c.open = true;
-                        c.opened_at = now;
-                        c.next_probe_at = next_at;
-                        self.shared.hold_back(webhook, Some(next_at));
-                        self.shared.metrics.circuits_open.inc();
-                        tracing::warn!(webhook_uuid = %webhook, failures = c.consecutive_failures,
-                            "circuit opened: deliveries wait while one probe at a time retries");
-                    }
+                    c.on_failure(now, next_at, &self.shared.circuit_policy())
                 }
-                None => {}
+                None => Transition::Stay,
+            };
+            let failures = c.consecutive_failures();
+            match transition {
+                Transition::Stay => {}
+                Transition::Closed => {
+                    self.shared.release(webhook);
+                    self.shared.metrics.circuits_open.dec();
+                    tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        let now = shared.clock.now_ms();
+                        if let Err(e) = shared.store.release_deferred(webhook, now).await {
+                            tracing::error!(webhook_uuid = %webhook, error = %e, "cannot release deferred deliveries");
+                        }
+                        shared.wake_claimer();
+                    });
+                }
+                Transition::Opened { probe_at } => {
+                    self.shared.hold_back(webhook, Some(probe_at));
+                    self.shared.metrics.circuits_open.inc();
+                    tracing::warn!(webhook_uuid = %webhook, failures,
+                        "circuit opened: deliveries wait while one probe at a time retries");
+                }
+                Transition::Reopened { probe_at } => {
+                    self.shared.hold_back(webhook, Some(probe_at));
+                }
+                Transition::Disable { opened_at } => {
+                    // Open for too long: the receiver is gone for good.
+                    disable = Some(format!(
+                        "the receiver kept failing: its circuit was open from {} to {}",
+                        orghooks_core::clock::format_ms(opened_at),
+                        orghooks_core::clock::format_ms(now)
+                    ));
+                    self.shared.release(webhook);
+                    self.shared.metrics.circuits_open.dec();
+                }
             }
         }
         if let Some(reason) = disable {
@@ -350,69 +332,54 @@ impl Dispatcher {
             started_at: attempt.started_at_ms,
             duration_ms: attempt.duration.as_millis() as i64,
             request_headers: attempt.request_headers.clone(),
-            response_status: attempt.status,
+            response_status: attempt.status(),
             response_headers: attempt.headers.clone(),
             response_body: attempt.body.clone(),
-            error: attempt.error.clone(),
-        };
-        let result = match (&attempt.status, &attempt.error) {
-            (Some(s), _) if (200..300).contains(s) => "success",
-            (Some(_), _) => "http_error",
-            (None, Some(e)) if e.starts_with("timed out") => "timeout",
-            (None, Some(e)) if e.contains("refused before connecting") => "refused",
-            _ => "network_error",
+            error: attempt.error().map(ToString::to_string),
         };
         metrics
             .attempts
-            .get_or_create(&OutcomeLabels { outcome: result })
+            .get_or_create(&OutcomeLabels {
+                outcome: attempt.ending.label(),
+            })
             .inc();
-        if attempt.succeeded() {
-            self.settle(job, Some(record), Settle::Succeeded);
-            return Some(CircuitEvent::Success);
-        }
         let attempts_done = job.attempts + 1;
-        if attempt.status == Some(410) {
-            self.settle(job, Some(record), Settle::Held);
-            self.disable(
-                job.webhook_uuid,
-                "the receiver answered 410 Gone".to_owned(),
-            );
-            return None;
-        }
-        let retry_after = attempt
-            .retry_after
-            .filter(|_| matches!(attempt.status, Some(429 | 503)));
-        let gap = self
-            .shared
-            .schedule
-            .next_gap(job.uuid.as_bytes(), attempts_done, retry_after);
+        let verdict = attempt::decide(
+            &attempt.ending,
+            attempts_done,
+            &self.shared.schedule,
+            job.uuid.as_bytes(),
+            now,
+        );
+        let settle = match verdict {
+            Verdict::Succeeded => {
+                self.settle(job, Some(record), Settle::Succeeded);
+                return Some(CircuitEvent::Success);
+            }
+            Verdict::Gone => {
+                self.settle(job, Some(record), Settle::Held);
+                self.disable(
+                    job.webhook_uuid,
+                    "the receiver answered 410 Gone".to_owned(),
+                );
+                return None;
+            }
+            Verdict::Retry { at } => Settle::Retry { at },
+            Verdict::Exhausted { .. } => Settle::Failed,
+        };
         tracing::warn!(
             webhook_uuid = %job.webhook_uuid,
             delivery_uuid = %job.uuid,
             attempt = attempts_done,
-            status = attempt.status,
-            error = attempt.error.as_deref().unwrap_or(""),
-            retry_in_ms = gap.map(|g| g.as_millis() as u64),
+            status = attempt.status(),
+            error = %attempt.error().map(ToString::to_string).unwrap_or_default(),
+            retry_at = verdict.next_try().filter(|_| matches!(settle, Settle::Retry { .. })),
             "delivery attempt failed"
         );
-        let (settle, next_at) = match gap {
-            Some(gap) => {
-                let at = now + gap.as_millis() as i64;
-                (Settle::Retry { at }, at)
-            }
-            None => {
-                let last = self
-                    .shared
-                    .schedule
-                    .gaps
-                    .last()
-                    .copied()
-                    .unwrap_or(Duration::ZERO);
-                (Settle::Failed, now + last.as_millis() as i64)
-            }
-        };
         self.settle(job, Some(record), settle);
-        Some(CircuitEvent::Failure { next_at })
+        verdict
+            .next_try()
+            .map(|next_at| CircuitEvent::Failure { next_at })
     }
 
     /// Turns the webhook off (its pending deliveries are held).
@@ -430,11 +397,10 @@ impl Dispatcher {
 
     /// A webhook was changed by its admin: it starts with a closed circuit.
     pub fn reset(&mut self, webhook: Uuid) {
-        if let Some(lane) = self.lanes.get_mut(&webhook) {
-            if lane.circuit.open {
-                self.shared.metrics.circuits_open.dec();
-            }
-            lane.circuit = Circuit::default();
+        if let Some(lane) = self.lanes.get_mut(&webhook)
+            && lane.circuit.reset()
+        {
+            self.shared.metrics.circuits_open.dec();
         }
         self.shared.release(webhook);
     }

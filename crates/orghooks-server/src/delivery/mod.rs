@@ -65,6 +65,13 @@ pub(crate) struct Shared {
     /// open circuits until their next probe. Their deliveries wait in the
     /// database instead of being taken and written back.
     pub held_back: std::sync::Mutex<std::collections::HashMap<Uuid, Option<i64>>>,
+    /// Deliveries whose outcome is decided but not committed yet. They are
+    /// still leased here: their leases are renewed like the others', and a
+    /// claim that takes one back is ignored, so a completer that falls
+    /// behind never makes a delivery go twice.
+    unwritten: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// A lease renewal is running.
+    renewing: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -82,6 +89,13 @@ impl Shared {
 }
 
 impl Shared {
+    fn circuit_policy(&self) -> orghooks_core::circuit::CircuitPolicy {
+        orghooks_core::circuit::CircuitPolicy {
+            failure_threshold: self.config.circuit_failure_threshold,
+            disable_after_ms: self.config.circuit_disable_after_secs as i64 * 1000,
+        }
+    }
+
     /// Loads the webhook and, if it is active, sends one attempt.
     async fn attempt(&self, job: &DeliveryJob) -> Sent {
         let target = match self.targets.get(job.webhook_uuid).await {
@@ -96,6 +110,28 @@ impl Shared {
         Sent::Attempted {
             attempt,
             max_in_flight: target.max_in_flight,
+        }
+    }
+
+    /// An outcome is decided for this delivery; it waits for its commit.
+    fn outcome_decided(&self, delivery: i64) {
+        self.unwritten
+            .lock()
+            .expect("unwritten lock")
+            .insert(delivery);
+    }
+
+    fn outcome_unwritten(&self, delivery: i64) -> bool {
+        self.unwritten
+            .lock()
+            .expect("unwritten lock")
+            .contains(&delivery)
+    }
+
+    fn outcomes_written(&self, batch: &[Outcome]) {
+        let mut unwritten = self.unwritten.lock().expect("unwritten lock");
+        for outcome in batch {
+            unwritten.remove(&outcome.delivery_id);
         }
     }
 
@@ -161,6 +197,8 @@ impl Engine {
             metrics,
             claim_wake: Notify::new(),
             held_back: std::sync::Mutex::new(std::collections::HashMap::new()),
+            unwritten: std::sync::Mutex::new(std::collections::HashSet::new()),
+            renewing: std::sync::atomic::AtomicBool::new(false),
         });
         Self {
             shared,
@@ -276,6 +314,7 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
                 .await
             {
                 Ok(lost) => {
+                    shared.outcomes_written(&batch);
                     count_settled(&shared.metrics, &batch);
                     if !lost.is_empty() {
                         // Never silence: these deliveries were taken by
@@ -303,9 +342,13 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
     }
 }
 
-/// Extends the leases of what the dispatcher holds, in the background.
-fn renew_leases(shared: &Arc<Shared>, held: Vec<i64>) {
-    if held.is_empty() {
+/// Extends the leases of what the dispatcher holds and of the outcomes not
+/// committed yet, in the background; one renewal at a time, so that a slow
+/// database is not handed a pile of overlapping updates of the same rows.
+fn renew_leases(shared: &Arc<Shared>, mut held: Vec<i64>) {
+    use std::sync::atomic::Ordering::AcqRel;
+    held.extend(shared.unwritten.lock().expect("unwritten lock").iter());
+    if held.is_empty() || shared.renewing.swap(true, AcqRel) {
         return;
     }
     let shared = shared.clone();
@@ -315,6 +358,9 @@ fn renew_leases(shared: &Arc<Shared>, held: Vec<i64>) {
         if let Err(e) = shared.store.renew_leases(owner, held, until).await {
             tracing::warn!(error = %e, deliveries = count, "cannot renew leases; deliveries held here may be claimed again");
         }
+        shared
+            .renewing
+            .store(false, std::sync::atomic::Ordering::Release);
     });
 }
 

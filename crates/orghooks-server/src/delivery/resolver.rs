@@ -94,14 +94,40 @@ impl PolicyResolver {
     }
 }
 
+/// A destination the address policy refused: nothing was dialled.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refused before connecting: {host} resolves to {ip}, a {range} address that is not allow-listed"
+)]
+pub struct Refused {
+    host: String,
+    ip: IpAddr,
+    range: BlockedRange,
+}
+
 /// The error the connector reports for a refused destination.
 pub fn blocked_error(host: &str, ip: IpAddr, range: BlockedRange) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
-        format!(
-            "refused before connecting: {host} resolves to {ip}, a {range} address that is not allow-listed"
-        ),
+        Refused {
+            host: host.to_owned(),
+            ip,
+            range,
+        },
     )
+}
+
+/// Whether `e` or one of its causes is a [`Refused`] destination.
+pub fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        let inner = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        if err.is::<Refused>() || inner.is_some_and(|i| i.is::<Refused>()) {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 impl tower::Service<Name> for PolicyResolver {

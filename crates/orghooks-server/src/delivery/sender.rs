@@ -13,13 +13,14 @@ use hyper::http::HeaderValue;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use orghooks_core::attempt::{AttemptError, Ending};
 use orghooks_core::signing;
 use orghooks_core::url_policy::AddressPolicy;
 use orghooks_core::webhook::SignatureScheme;
 use orghooks_store::DeliveryJob;
 use uuid::Uuid;
 
-use super::resolver::{PolicyResolver, blocked_error};
+use super::resolver::{PolicyResolver, blocked_error, is_refused};
 use super::targets::Target;
 
 /// Response bodies kept for non-2xx answers, at most (SPEC §1).
@@ -48,17 +49,27 @@ pub struct Attempt {
     pub request_headers: Option<String>,
     pub started_at_ms: i64,
     pub duration: Duration,
-    pub status: Option<u16>,
+    /// The answer's status, or why there was none.
+    pub ending: Ending,
+    /// The answer's headers, for non-2xx answers only.
     pub headers: Option<String>,
     /// The body, for non-2xx answers only.
     pub body: Option<String>,
-    pub retry_after: Option<Duration>,
-    pub error: Option<String>,
 }
 
 impl Attempt {
-    pub fn succeeded(&self) -> bool {
-        self.status.is_some_and(|s| (200..300).contains(&s))
+    pub fn status(&self) -> Option<u16> {
+        match self.ending {
+            Ending::Answered { status, .. } => Some(status),
+            Ending::Failed(_) => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<&AttemptError> {
+        match &self.ending {
+            Ending::Answered { .. } => None,
+            Ending::Failed(e) => Some(e),
+        }
     }
 }
 
@@ -93,7 +104,7 @@ impl Sender {
                 request_headers = Some(req.headers().clone());
                 tokio::time::timeout(self.timeout, self.exchange(req))
                     .await
-                    .unwrap_or_else(|_| Err(format!("timed out after {}", human(self.timeout))))
+                    .unwrap_or(Err(AttemptError::Timeout(self.timeout)))
             }
             Err(e) => Err(e),
         };
@@ -107,22 +118,21 @@ impl Sender {
                     .map(|h| masked_headers(&h)),
                 started_at_ms: now_ms,
                 duration,
-                status: Some(answer.status),
+                ending: Ending::Answered {
+                    status: answer.status,
+                    retry_after: answer.retry_after,
+                },
                 headers: answer.headers,
                 body: answer.body,
-                retry_after: answer.retry_after,
-                error: None,
             },
             Err(error) => Attempt {
                 request_id,
                 request_headers: request_headers.map(|h| masked_headers(&h)),
                 started_at_ms: now_ms,
                 duration,
-                status: None,
+                ending: Ending::Failed(error),
                 headers: None,
                 body: None,
-                retry_after: None,
-                error: Some(error),
             },
         }
     }
@@ -133,14 +143,16 @@ impl Sender {
         job: &DeliveryJob,
         request_id: Uuid,
         now_ms: i64,
-    ) -> Result<Request<Full<Bytes>>, String> {
+    ) -> Result<Request<Full<Bytes>>, AttemptError> {
         // IP literals skip the resolver, so the policy is applied here.
         if let Some(host) = target.uri.host() {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = bare.parse::<std::net::IpAddr>()
                 && let Err(range) = self.policy.check(ip)
             {
-                return Err(blocked_error(host, ip, range).to_string());
+                return Err(AttemptError::Blocked(
+                    blocked_error(host, ip, range).to_string(),
+                ));
             }
         }
         let timestamp = now_ms.div_euclid(1000);
@@ -176,15 +188,17 @@ impl Sender {
             req = req.header(name, signature);
         }
         req.body(Full::new(body))
-            .map_err(|e| format!("cannot build the request: {e}"))
+            .map_err(|e| AttemptError::Network(format!("cannot build the request: {e}")))
     }
 
-    async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
-        let response = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| error_chain(&e))?;
+    async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<Answer, AttemptError> {
+        let response = self.client.request(req).await.map_err(|e| {
+            if is_refused(&e) {
+                AttemptError::Blocked(error_chain(&e))
+            } else {
+                AttemptError::Network(error_chain(&e))
+            }
+        })?;
         let status = response.status().as_u16();
         let success = (200..300).contains(&status);
         let retry_after = response
@@ -267,12 +281,4 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
-}
-
-fn human(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
 }

@@ -461,6 +461,33 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     assert_eq!(hanging.count(), 4, "max_in_flight caps the hanging webhook");
 }
 
+/// A webhook that sets no cap of its own gets the node's
+/// `delivery.default_max_in_flight`, and shows it.
+#[tokio::test]
+async fn the_default_cap_applies_to_webhooks_without_their_own() {
+    let app = spawn_delivering(|c| {
+        c.delivery.timeout_ms = 30_000;
+        c.delivery.default_max_in_flight = 3;
+    })
+    .await;
+    let (t, p) = setup(&app).await;
+    let hanging = TestReceiver::start(Behavior::Hang).await;
+    let healthy = TestReceiver::start(Behavior::Status(200)).await;
+    let id = app
+        .add_webhook(&t.token, &hanging.url("/"), &["book.verified"])
+        .await;
+    app.add_webhook(&t.token, &healthy.url("/"), &["book.verified"])
+        .await;
+    let (_, shown) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(shown["response"]["max_in_flight"], 3);
+    for _ in 0..20 {
+        app.publish(&p, book_event(t.account)).await;
+    }
+    healthy.wait_for(20, WAIT).await;
+    assert_eq!(hanging.in_flight(), 3);
+    assert_eq!(hanging.count(), 3, "the default caps the hanging webhook");
+}
+
 /// A loopback listener that only counts the connections it accepts:
 /// answers its port and the count.
 async fn accept_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

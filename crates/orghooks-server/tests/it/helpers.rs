@@ -115,6 +115,21 @@ pub async fn spawn_postgres_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn_backend(adjust, Arc::new(clock.clone()), clock, true).await
 }
 
+/// A delivering app (wall clock, receivers on 127.0.0.1) on PostgreSQL
+/// whatever the suite's backend.
+pub async fn spawn_delivering_on_postgres(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_backend(
+        |c| {
+            delivering(c);
+            adjust(c);
+        },
+        Arc::new(SystemClock),
+        ManualClock::starting_now(),
+        true,
+    )
+    .await
+}
+
 /// An app on SQLite whatever the suite's backend: for what only SQLite has.
 pub async fn spawn_sqlite_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let clock = ManualClock::starting_now();

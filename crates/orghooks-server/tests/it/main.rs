@@ -6,6 +6,7 @@ mod delivery;
 mod edge;
 mod helpers;
 mod log;
+mod once;
 mod openapi;
 mod publish;
 mod receiver;

@@ -235,55 +235,106 @@ async fn claim(
     Ok(jobs)
 }
 
+/// Every attempt of a batch in one insert.
+static INSERT_ATTEMPTS: Sql = Sql::new(
+    "INSERT INTO attempts (uuid, delivery_id, started_at, duration_ms, response_status, \
+     response_headers, response_body, error, request_headers) \
+     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int4[], \
+       $6::text[], $7::text[], $8::text[], $9::text[])",
+);
+
+/// [`queue::SETTLE`] for a whole batch in one statement: `$1`… are the
+/// outcomes' columns, `$5` the owner, `$6` now. Answers the ids it settled.
+static SETTLE_ALL: Sql = Sql::new(
+    "UPDATE deliveries d SET \
+     status = CASE WHEN d.redeliver AND o.status IN ('failed', 'pending') \
+              THEN 'pending' ELSE o.status END, \
+     next_attempt_at = CASE WHEN d.redeliver AND o.status IN ('failed', 'pending') \
+              THEN $6 ELSE o.due END, \
+     attempts = CASE WHEN d.redeliver AND o.status IN ('failed', 'pending') \
+              THEN 0 ELSE d.attempts + o.attempted END, \
+     redeliver = false, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+     FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int4[]) AS o(id, status, due, attempted) \
+     WHERE d.id = o.id AND d.status = 'delivering' AND d.lease_owner = $5 \
+     RETURNING d.id",
+);
+
+static STATUSES_OF: Sql = Sql::new("SELECT id, status FROM deliveries WHERE id = ANY($1)");
+
+/// Writes a batch of outcomes with a constant number of round trips.
 async fn complete(
     tx: &Transaction<'_>,
     owner: &str,
     outcomes: &[Outcome],
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    let mut lost = Vec::new();
-    for outcome in outcomes {
-        if let Some(a) = &outcome.attempt {
-            exec(
-                tx,
-                &queue::INSERT_ATTEMPT,
-                &[
-                    &a.uuid,
-                    &outcome.delivery_id,
-                    &a.started_at,
-                    &a.duration_ms,
-                    &a.response_status.map(i32::from),
-                    &a.response_headers,
-                    &a.response_body,
-                    &a.error,
-                    &a.request_headers,
-                ],
-            )
-            .await?;
-        }
-        let (status, due) = outcome.settle.status_and_due(now);
-        let settled = exec(
+    let attempts: Vec<(i64, &AttemptRecord)> = outcomes
+        .iter()
+        .filter_map(|o| o.attempt.as_ref().map(|a| (o.delivery_id, a)))
+        .collect();
+    if !attempts.is_empty() {
+        let col = |f: &dyn Fn(&AttemptRecord) -> Option<String>| {
+            attempts.iter().map(|(_, a)| f(a)).collect::<Vec<_>>()
+        };
+        exec(
             tx,
-            &queue::SETTLE,
+            &INSERT_ATTEMPTS,
             &[
-                &outcome.delivery_id,
-                &status.as_str(),
-                &due,
-                &i32::from(outcome.attempt.is_some()),
-                &now,
-                &owner,
+                &attempts.iter().map(|(_, a)| a.uuid).collect::<Vec<_>>(),
+                &attempts.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                &attempts
+                    .iter()
+                    .map(|(_, a)| a.started_at)
+                    .collect::<Vec<_>>(),
+                &attempts
+                    .iter()
+                    .map(|(_, a)| a.duration_ms)
+                    .collect::<Vec<_>>(),
+                &attempts
+                    .iter()
+                    .map(|(_, a)| a.response_status.map(i32::from))
+                    .collect::<Vec<_>>(),
+                &col(&|a| a.response_headers.clone()),
+                &col(&|a| a.response_body.clone()),
+                &col(&|a| a.error.clone()),
+                &col(&|a| a.request_headers.clone()),
             ],
         )
         .await?;
-        if settled == 0 {
-            let status = row(tx, &queue::STATUS_OF, &[&outcome.delivery_id], |r| {
-                r.text(0)
-            })
-            .await?;
-            if queue::lost(status.as_deref()) {
-                lost.push(outcome.delivery_id);
-            }
-        }
     }
-    Ok(lost)
+    let (statuses, dues): (Vec<&str>, Vec<i64>) = outcomes
+        .iter()
+        .map(|o| {
+            let (status, due) = o.settle.status_and_due(now);
+            (status.as_str(), due)
+        })
+        .unzip();
+    let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).collect();
+    let attempted: Vec<i32> = outcomes
+        .iter()
+        .map(|o| i32::from(o.attempt.is_some()))
+        .collect();
+    let settled: std::collections::HashSet<i64> = rows(
+        tx,
+        &SETTLE_ALL,
+        &[&ids, &statuses, &dues, &attempted, &owner, &now],
+        |r| r.int(0),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    let unsettled: Vec<i64> = ids.into_iter().filter(|id| !settled.contains(id)).collect();
+    if unsettled.is_empty() {
+        return Ok(unsettled);
+    }
+    let now_status: HashMap<i64, String> = rows(tx, &STATUSES_OF, &[&unsettled], |r| {
+        Ok((r.int(0)?, r.text(1)?))
+    })
+    .await?
+    .into_iter()
+    .collect();
+    Ok(unsettled
+        .into_iter()
+        .filter(|id| queue::lost(now_status.get(id).map(String::as_str)))
+        .collect())
 }

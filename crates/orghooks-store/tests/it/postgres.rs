@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use orghooks_store::{Store, Tenancy};
 use orghooks_store::postgres::scratch::ScratchDatabase;
 use orghooks_store::postgres::{PgOptions, PgStore};
+use orghooks_store::{Store, Tenancy};
 
 use crate::conformance;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use orghooks_store::{Store, Tenancy};
 use orghooks_store::sqlite::{SqliteOptions, SqliteStore};
+use orghooks_store::{Store, Tenancy};
 
 use crate::conformance;
 

@@ -75,6 +75,24 @@ fn start(cwd: &Path, mut command: Command) -> Server {
     }
 }
 
+impl Server {
+    /// The most recent of its last log lines whose message starts with
+    /// `message`, parsed.
+    pub fn logged(&self, message: &str) -> Option<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
