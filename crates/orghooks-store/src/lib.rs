@@ -16,6 +16,7 @@
 
 mod error;
 mod log;
+mod migrations;
 pub mod model;
 pub mod postgres;
 mod queue;

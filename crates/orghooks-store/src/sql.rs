@@ -72,6 +72,101 @@ pub(crate) trait Cells {
     }
 }
 
+/// A parameter either driver binds: what lets an aggregate's module say
+/// the values of its statements once. Uuids go to SQLite as text and
+/// booleans as integers; integers go to PostgreSQL at the width of the
+/// column's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Text(String),
+    Uuid(Uuid),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Self::Int(i64::from(v))
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+
+impl From<Uuid> for Value {
+    fn from(v: Uuid) -> Self {
+        Self::Uuid(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as V, ValueRef};
+        Ok(match self {
+            Self::Null => ToSqlOutput::Owned(V::Null),
+            Self::Int(v) => ToSqlOutput::Owned(V::Integer(*v)),
+            Self::Bool(v) => ToSqlOutput::Owned(V::Integer(i64::from(*v))),
+            Self::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Self::Uuid(v) => ToSqlOutput::Owned(V::Text(v.to_string())),
+        })
+    }
+}
+
+impl tokio_postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use tokio_postgres::types::{IsNull, Type};
+        match self {
+            Self::Null => Ok(IsNull::Yes),
+            Self::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+            Self::Int(v) if *ty == Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+            Self::Int(v) => v.to_sql(ty, out),
+            Self::Bool(v) => v.to_sql(ty, out),
+            Self::Text(v) => v.to_sql(ty, out),
+            Self::Uuid(v) => v.to_sql(ty, out),
+        }
+    }
+
+    /// Each variant is checked against the column's type by the value it
+    /// delegates to.
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
 /// A list of strings as it is kept in a TEXT column.
 pub(crate) fn text_list(names: &[String]) -> String {
     serde_json::to_string(names).expect("a list of strings serialises")
@@ -158,6 +253,13 @@ impl Cells for tokio_postgres::Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_convert_from_what_records_hold() {
+        assert_eq!(Value::from(None::<String>), Value::Null);
+        assert_eq!(Value::from(Some(4u32)), Value::Int(4));
+        assert_eq!(Value::from("x"), Value::Text("x".into()));
+    }
 
     #[test]
     fn sqlite_text_numbers_placeholders_the_same() {

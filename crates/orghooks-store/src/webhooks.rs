@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::model::*;
-use crate::sql::{Cells, Sql};
+use crate::sql::{Cells, Sql, Value, text_list};
 
 /// An org's webhooks.
 ///
@@ -84,8 +84,7 @@ pub(crate) static BY_UUID: Sql = Sql::new(concat!(
     cols!(),
     " FROM webhooks WHERE uuid = $1 AND deleted_at IS NULL"
 ));
-/// Writes every field [`apply`] may change; binds as [`decode`] reads, but
-/// without `org_uuid` and `created_at`.
+/// Writes every field [`apply`] may change ([`update_values`]).
 pub(crate) static UPDATE: Sql = Sql::new(
     "UPDATE webhooks SET url = $2, url_password_sealed = $3, description = $4, is_active = $5, \
      event_names = $6, secret_sealed = $7, signature_scheme = $8, ordering = $9, \
@@ -120,6 +119,44 @@ pub(crate) static CANCEL_OPEN: Sql = Sql::new(
 /// The statement that follows turning a webhook on (`true`) or off.
 pub(crate) fn hold_or_release(active: bool) -> &'static Sql {
     if active { &RELEASE_HELD } else { &HOLD_PENDING }
+}
+
+/// The parameters of [`INSERT`].
+pub(crate) fn insert_values(w: &NewWebhook) -> Vec<Value> {
+    vec![
+        w.uuid.into(),
+        w.org_uuid.into(),
+        w.url.clone().into(),
+        w.url_password_sealed.clone().into(),
+        w.description.clone().into(),
+        w.is_active.into(),
+        text_list(&w.event_names).into(),
+        w.signature_scheme.as_str().into(),
+        w.ordering.as_str().into(),
+        w.max_in_flight.into(),
+        w.created_at.into(),
+    ]
+}
+
+/// The parameters of [`UPDATE`]: every field [`apply`] may change.
+pub(crate) fn update_values(w: &Webhook) -> Vec<Value> {
+    vec![
+        w.uuid.into(),
+        w.url.clone().into(),
+        w.url_password_sealed.clone().into(),
+        w.description.clone().into(),
+        w.is_active.into(),
+        text_list(&w.event_names).into(),
+        w.secret_sealed.clone().into(),
+        w.signature_scheme.as_str().into(),
+        w.ordering.as_str().into(),
+        w.max_in_flight.into(),
+        w.disabled_reason.clone().into(),
+        w.disabled_at.into(),
+        w.updated_at.into(),
+        w.previous_secret_sealed.clone().into(),
+        w.previous_secret_until.into(),
+    ]
 }
 
 /// Reads a row of [`cols`].

@@ -2,7 +2,6 @@
 //! objects inside it. Field names and formats follow the Ocrolus API.
 
 use orghooks_core::EventType;
-use orghooks_core::clock::format_ms;
 use orghooks_core::sealing::SecretString;
 use orghooks_core::webhook::WebhookUrl;
 use orghooks_store::Webhook;
@@ -37,27 +36,6 @@ pub fn with_message<T>(message: &str, response: T) -> axum::Json<Envelope<T>> {
 pub struct Empty {}
 
 /// A webhook as Add and Retrieve show it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
-    pub uuid: Uuid,
-    /// The URL, with any password shown as `****`.
-    pub url: String,
-    pub description: Option<String>,
-    pub is_active: bool,
-    /// ISO 8601 UTC, milliseconds.
-    pub created_on: String,
-    pub last_modified_date: String,
-    /// `ocrolus` or `standard-webhooks`.
-    pub signature_scheme: String,
-    /// `none` or `per_book`.
-    pub ordering: String,
-    /// The webhook's own cap, or the node's `delivery.default_max_in_flight`
-    /// when it did not set one.
-    pub max_in_flight: u32,
-    pub disabled_reason: Option<String>,
-    pub disabled_at: Option<String>,
-}
-
 /// Shows a stored URL with its password masked, whether or not one is set.
 pub fn masked_url(w: &Webhook) -> String {
     let password = w
@@ -67,25 +45,6 @@ pub fn masked_url(w: &Webhook) -> String {
     WebhookUrl::from_stored(&w.url, password)
         .map(|u| u.masked())
         .unwrap_or_else(|| w.url.clone())
-}
-
-impl WebhookView {
-    /// `default_max_in_flight` is what applies when the webhook set no cap.
-    pub fn new(w: &Webhook, default_max_in_flight: u32) -> Self {
-        Self {
-            uuid: w.uuid,
-            url: masked_url(w),
-            description: w.description.clone(),
-            is_active: w.is_active,
-            created_on: format_ms(w.created_at),
-            last_modified_date: format_ms(w.updated_at),
-            signature_scheme: w.signature_scheme.as_str().to_owned(),
-            ordering: w.ordering.as_str().to_owned(),
-            max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
-            disabled_reason: w.disabled_reason.clone(),
-            disabled_at: w.disabled_at.map(format_ms),
-        }
-    }
 }
 
 /// A webhook as List shows it.

@@ -3,6 +3,7 @@
 //! a manager token; another org's webhook is 404, as if it did not exist.
 
 use axum::extract::State;
+use orghooks_core::clock::format_ms;
 use orghooks_core::sealing::SecretString;
 use orghooks_core::webhook::{
     Ordering, SignatureScheme, WebhookUrl, parse_description, parse_event_names,
@@ -18,7 +19,7 @@ use super::error::{ApiError, ErrorCode, ErrorEnvelope};
 use super::extract::{JsonBody, Manager, WebhookId, check_fields, parse_fields};
 use super::views::{
     Empty, Envelope, EventTypeList, EventTypeSummary, RotatedSecret, WebhookList, WebhookSummary,
-    WebhookView, ok, with_message,
+    masked_url, ok, with_message,
 };
 use crate::delivery::resolver::Checked;
 use crate::state::AppState;
@@ -263,7 +264,7 @@ pub async fn list_webhooks(
             uuid: w.uuid,
             description: w.description.clone(),
             is_active: w.is_active,
-            url: super::views::masked_url(w),
+            url: masked_url(w),
         })
         .collect();
     Ok(ok(WebhookList { webhooks }))
@@ -567,4 +568,45 @@ pub async fn test_webhook(
         .map_err(or_webhook_not_found(id))?;
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
     Ok(ok(TestDelivery { uuid }))
+}
+
+/// A webhook as Add and Retrieve show it: what this file parses, it shows.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct WebhookView {
+    pub uuid: Uuid,
+    /// The URL, with any password shown as `****`.
+    pub url: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    /// ISO 8601 UTC, milliseconds.
+    pub created_on: String,
+    pub last_modified_date: String,
+    /// `ocrolus` or `standard-webhooks`.
+    pub signature_scheme: String,
+    /// `none` or `per_book`.
+    pub ordering: String,
+    /// The webhook's own cap, or the node's `delivery.default_max_in_flight`
+    /// when it did not set one.
+    pub max_in_flight: u32,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<String>,
+}
+
+impl WebhookView {
+    /// `default_max_in_flight` is what applies when the webhook set no cap.
+    pub fn new(w: &Webhook, default_max_in_flight: u32) -> Self {
+        Self {
+            uuid: w.uuid,
+            url: masked_url(w),
+            description: w.description.clone(),
+            is_active: w.is_active,
+            created_on: format_ms(w.created_at),
+            last_modified_date: format_ms(w.updated_at),
+            signature_scheme: w.signature_scheme.as_str().to_owned(),
+            ordering: w.ordering.as_str().to_owned(),
+            max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
+            disabled_reason: w.disabled_reason.clone(),
+            disabled_at: w.disabled_at.map(format_ms),
+        }
+    }
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::error::{CLIENT_ID_RULE, ORG_RULE, WEBHOOK_URL_RULE};
 use crate::model::*;
-use crate::sql::{Cells, Sql, text_list};
+use crate::sql::{Cells, Sql, Value};
 use crate::{Store, StoreError, Tenancy, Webhooks, tenancy, webhooks};
 
 /// How the PostgreSQL backend is opened.
@@ -159,9 +159,9 @@ pub(crate) async fn row<T>(
         .transpose()
 }
 
-/// A webhook's cap as its column holds it.
-fn cap(n: Option<u32>) -> Option<i32> {
-    n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+/// Neutral values as this driver binds them.
+fn refs(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
 #[async_trait]
@@ -366,22 +366,7 @@ impl Webhooks for PgStore {
             return Err(StoreError::LimitReached);
         }
         let inserted = tx
-            .query_one(
-                webhooks::INSERT.pg(),
-                &[
-                    &w.uuid,
-                    &w.org_uuid,
-                    &w.url,
-                    &w.url_password_sealed,
-                    &w.description,
-                    &w.is_active,
-                    &text_list(&w.event_names),
-                    &w.signature_scheme.as_str(),
-                    &w.ordering.as_str(),
-                    &cap(w.max_in_flight),
-                    &w.created_at,
-                ],
-            )
+            .query_one(webhooks::INSERT.pg(), &refs(&webhooks::insert_values(&w)))
             .await
             .map_err(unique_as(WEBHOOK_URL_RULE))?;
         let webhook = webhooks::decode(&inserted)?;
@@ -426,28 +411,9 @@ impl Webhooks for PgStore {
             .await?;
         }
         webhooks::apply(&mut w, patch);
-        tx.execute(
-            webhooks::UPDATE.pg(),
-            &[
-                &w.uuid,
-                &w.url,
-                &w.url_password_sealed,
-                &w.description,
-                &w.is_active,
-                &text_list(&w.event_names),
-                &w.secret_sealed,
-                &w.signature_scheme.as_str(),
-                &w.ordering.as_str(),
-                &cap(w.max_in_flight),
-                &w.disabled_reason,
-                &w.disabled_at,
-                &w.updated_at,
-                &w.previous_secret_sealed,
-                &w.previous_secret_until,
-            ],
-        )
-        .await
-        .map_err(unique_as(WEBHOOK_URL_RULE))?;
+        tx.execute(webhooks::UPDATE.pg(), &refs(&webhooks::update_values(&w)))
+            .await
+            .map_err(unique_as(WEBHOOK_URL_RULE))?;
         tx.commit().await.map_err(pg)?;
         Ok(w)
     }

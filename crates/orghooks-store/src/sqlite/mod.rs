@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::{CLIENT_ID_RULE, ORG_RULE, WEBHOOK_URL_RULE};
 use crate::model::*;
-use crate::sql::{Cells, Sql, text_list};
+use crate::sql::{Cells, Sql};
 use crate::{Store, StoreError, Tenancy, Webhooks, tenancy, webhooks};
 use readers::Readers;
 use writer::Writer;
@@ -421,19 +421,7 @@ impl Webhooks for SqliteStore {
                 row_or(
                     conn,
                     &webhooks::INSERT,
-                    params![
-                        w.uuid.to_string(),
-                        org,
-                        w.url,
-                        w.url_password_sealed,
-                        w.description,
-                        w.is_active,
-                        text_list(&w.event_names),
-                        w.signature_scheme.as_str(),
-                        w.ordering.as_str(),
-                        w.max_in_flight,
-                        w.created_at
-                    ],
+                    rusqlite::params_from_iter(webhooks::insert_values(&w)),
                     webhooks::decode,
                     unique_as(WEBHOOK_URL_RULE),
                 )?
@@ -475,23 +463,7 @@ impl Webhooks for SqliteStore {
                 exec_or(
                     conn,
                     &webhooks::UPDATE,
-                    params![
-                        id,
-                        w.url,
-                        w.url_password_sealed,
-                        w.description,
-                        w.is_active,
-                        text_list(&w.event_names),
-                        w.secret_sealed,
-                        w.signature_scheme.as_str(),
-                        w.ordering.as_str(),
-                        w.max_in_flight,
-                        w.disabled_reason,
-                        w.disabled_at,
-                        w.updated_at,
-                        w.previous_secret_sealed,
-                        w.previous_secret_until
-                    ],
+                    rusqlite::params_from_iter(webhooks::update_values(&w)),
                     unique_as(WEBHOOK_URL_RULE),
                 )?;
                 Ok(w)
