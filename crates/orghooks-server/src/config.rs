@@ -405,7 +405,7 @@ mod tests {
         let d = Config::defaults();
         assert_eq!(d.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(d.webhooks.max_per_org, 5);
-        assert_eq!(d.auth.token_ttl_secs, 3600);
+        assert_eq!(d.auth.token_ttl_secs, 86_400);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(

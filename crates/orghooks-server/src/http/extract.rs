@@ -94,27 +94,41 @@ impl FromRequest<AppState> for RawJsonBody {
             ));
         }
         let raw = body_bytes(req, state).await?;
-        match serde_json::from_slice::<Value>(&raw) {
-            Ok(Value::Object(object)) => Ok(Self { object, raw }),
-            Ok(_) => Err(ApiError::new(
-                ErrorCode::MalformedJson,
-                "body: must be a JSON object",
-            )),
-            Err(e) => Err(ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("body: invalid JSON: {e}"),
-            )),
-        }
+        json_object(&raw).map(|object| Self { object, raw })
     }
 }
 
+fn json_object(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::new(
+            ErrorCode::MalformedJson,
+            "body: must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("body: invalid JSON: {e}"),
+        )),
+    }
+}
+
+/// The management routes (Ocrolus's) take a body that parses as JSON
+/// whatever its `Content-Type`, as Ocrolus does; one that does not parse
+/// and was not labelled JSON is 415, so a form post is told what to send.
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        RawJsonBody::from_request(req, state)
-            .await
-            .map(|body| Self(body.object))
+        let labelled = is_json(req.headers());
+        let raw = body_bytes(req, state).await?;
+        match json_object(&raw) {
+            Ok(object) => Ok(Self(object)),
+            Err(_) if !labelled => Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Content-Type: expected application/json",
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 

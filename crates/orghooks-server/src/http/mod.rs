@@ -286,7 +286,7 @@ pub fn router(state: AppState) -> axum::Router {
         state.catalog(),
         state.config().publish.max_batch_events,
     )));
-    router
+    let routed = router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -295,5 +295,28 @@ pub fn router(state: AppState) -> axum::Router {
         ))
         .layer(Extension(extract::BodyLimit(state.max_body_bytes())))
         .layer(Extension(doc))
-        .with_state(state)
+        .with_state(state);
+    // The trim runs before routing: the outer router has no routes of its
+    // own, so every request reaches `routed` through its fallback.
+    axum::Router::new()
+        .fallback_service(routed)
+        .layer(axum::middleware::map_request(trim_one_trailing_slash))
+}
+
+/// `/v1/account/settings/webhooks/` is routed as `…/webhooks`, as Ocrolus
+/// does: clients that add a slash keep working. One slash only, so `//`
+/// still answers 404.
+async fn trim_one_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.ends_with("//") {
+        let trimmed = &path[..path.len() - 1];
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }

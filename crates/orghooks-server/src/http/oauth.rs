@@ -138,7 +138,12 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         );
     };
     let text = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    match text("grant_type").as_deref() {
+    // A client authenticated by HTTP Basic with nothing in the body asks
+    // for the only grant there is (Ocrolus clients send no body).
+    let grant = text("grant_type").or_else(|| {
+        (basic.is_some() && fields.is_empty()).then(|| "client_credentials".to_owned())
+    });
+    match grant.as_deref() {
         Some("client_credentials") => {}
         Some(_) => {
             return oauth_error(

@@ -64,15 +64,16 @@ async fn malformed_bodies_and_paths_get_the_envelope() {
     );
     let not_object = send(app.client.post(&url).json(&json!([1, 2]))).await;
     assert_error(&not_object, 400, 1300, "body: must be a JSON object");
+    // Not JSON and not labelled JSON: told what to send.
     let text = send(
         app.client
             .post(&url)
             .header("content-type", "text/plain")
-            .body("{}"),
+            .body("url=https://example.com/"),
     )
     .await;
     assert_error(&text, 415, 1301, "Content-Type: expected application/json");
-    let no_type = send(app.client.post(&url).body("{}")).await;
+    let no_type = send(app.client.post(&url).body("url=https://example.com/")).await;
     assert_error(
         &no_type,
         415,

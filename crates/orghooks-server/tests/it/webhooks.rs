@@ -356,3 +356,41 @@ async fn members_may_read_the_catalog_but_not_manage_webhooks() {
     let (status, _) = app.get("/v1/account/settings/webhook_events", m).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Lenient where Ocrolus is: a JSON body is taken whatever its
+/// `Content-Type` (or none), and one trailing slash is ignored.
+#[tokio::test]
+async fn json_without_its_content_type_and_a_trailing_slash_are_accepted() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let body = json!({"webhook": {"url": "https://example.com/lenient"}, "event_names": ["book.verified"]});
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut req = app
+            .client
+            .post(format!("{}/v1/account/settings/webhook/", app.base))
+            .bearer_auth(&t.token)
+            .body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let answer: Value = resp.json().await.unwrap();
+        if content_type.is_none() {
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(answer["response"]["url"], "https://example.com/lenient");
+        } else {
+            // The same URL again: parsed and judged, not refused for its type.
+            assert_eq!(answer["code"], 2005, "{content_type:?}: {answer}");
+        }
+    }
+    let (status, list) = app.get("/v1/account/settings/webhooks/", &t.token).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["response"]["webhooks"].as_array().unwrap().len(), 1);
+    let (status, _) = app.get("/v1/account/settings/webhooks//", &t.token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only one slash is forgiven");
+}
