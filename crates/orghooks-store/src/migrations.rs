@@ -179,6 +179,10 @@ ALTER TABLE webhooks_next RENAME TO webhooks;
 CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url) WHERE deleted_at IS NULL;
 CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
 "#,
+    // Webhooks scoped to some accounts (a JSON list; NULL: every account).
+    r#"
+ALTER TABLE webhooks ADD COLUMN account_uuids TEXT;
+"#,
 ];
 
 /// PostgreSQL, in order.
@@ -314,5 +318,9 @@ ALTER TABLE deliveries ADD COLUMN redeliver BOOLEAN NOT NULL DEFAULT false;
     r#"
 ALTER TABLE webhooks ALTER COLUMN max_in_flight DROP NOT NULL;
 UPDATE webhooks SET max_in_flight = NULL WHERE max_in_flight = 16;
+"#,
+    // Webhooks scoped to some accounts (a JSON list; NULL: every account).
+    r#"
+ALTER TABLE webhooks ADD COLUMN account_uuids TEXT;
 "#,
 ];

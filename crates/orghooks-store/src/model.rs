@@ -103,6 +103,8 @@ pub struct NewWebhook {
     pub ordering: Ordering,
     /// `None`: the node's `delivery.default_max_in_flight` applies.
     pub max_in_flight: Option<u32>,
+    /// The accounts whose events it receives; empty: every account of the org.
+    pub account_uuids: Vec<Uuid>,
     pub created_at: i64,
 }
 
@@ -124,6 +126,8 @@ pub struct Webhook {
     pub ordering: Ordering,
     /// `None`: the node's `delivery.default_max_in_flight` applies.
     pub max_in_flight: Option<u32>,
+    /// The accounts whose events it receives; empty: every account of the org.
+    pub account_uuids: Vec<Uuid>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -142,6 +146,8 @@ pub struct WebhookPatch {
     pub signature_scheme: Option<SignatureScheme>,
     pub ordering: Option<Ordering>,
     pub max_in_flight: Option<u32>,
+    /// Replaces the account scope (empty: every account).
+    pub account_uuids: Option<Vec<Uuid>>,
     pub secret_sealed: Option<String>,
     /// With `secret_sealed`: keep the replaced secret signing until then.
     pub keep_previous_secret_until: Option<i64>,

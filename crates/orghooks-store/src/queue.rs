@@ -91,27 +91,32 @@ pub(crate) struct Target {
     pub event_names: Vec<String>,
     pub max_in_flight: Option<u32>,
     pub per_book: bool,
+    /// Empty: every account of the org.
+    pub accounts: Vec<Uuid>,
 }
 
 impl Target {
-    pub(crate) fn wants(&self, event_name: &str) -> bool {
+    /// Whether an event `event_name` published for `account` goes here.
+    pub(crate) fn wants(&self, event_name: &str, account: &Uuid) -> bool {
         self.event_names.iter().any(|n| n == event_name)
+            && (self.accounts.is_empty() || self.accounts.contains(account))
     }
 }
 
 /// The active webhooks of an org (`$1`), oldest first, as [`target`] reads them.
 pub(crate) static SUBSCRIBERS: Sql = Sql::new(
-    "SELECT uuid, event_names, max_in_flight, ordering, org_uuid FROM webhooks \
+    "SELECT uuid, event_names, max_in_flight, ordering, org_uuid, account_uuids FROM webhooks \
      WHERE org_uuid = $1 AND deleted_at IS NULL AND is_active = true ORDER BY created_at, uuid",
 );
 
-/// Reads the first four columns of [`SUBSCRIBERS`].
+/// Reads a row of [`SUBSCRIBERS`] but its org (column 4).
 pub(crate) fn target(r: &dyn Cells) -> Result<Target, StoreError> {
     Ok(Target {
         uuid: r.uuid(0)?,
         event_names: r.text_list(1)?,
         max_in_flight: r.opt_count(2)?,
         per_book: r.text(3)? == "per_book",
+        accounts: crate::webhooks::accounts(r, 5)?,
     })
 }
 

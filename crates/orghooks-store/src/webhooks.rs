@@ -55,7 +55,7 @@ macro_rules! cols {
     () => {
         "uuid, org_uuid, url, url_password_sealed, description, is_active, event_names, \
          secret_sealed, signature_scheme, ordering, max_in_flight, disabled_reason, disabled_at, \
-         created_at, updated_at, previous_secret_sealed, previous_secret_until"
+         created_at, updated_at, previous_secret_sealed, previous_secret_until, account_uuids"
     };
 }
 pub(crate) use cols;
@@ -64,8 +64,8 @@ pub(crate) static COUNT_LIVE: Sql =
     Sql::new("SELECT count(*) FROM webhooks WHERE org_uuid = $1 AND deleted_at IS NULL");
 pub(crate) static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO webhooks (uuid, org_uuid, url, url_password_sealed, description, is_active, \
-     event_names, signature_scheme, ordering, max_in_flight, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+     event_names, signature_scheme, ordering, max_in_flight, created_at, updated_at, \
+     account_uuids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING ",
     cols!()
 ));
 pub(crate) static LIST: Sql = Sql::new(concat!(
@@ -89,7 +89,8 @@ pub(crate) static UPDATE: Sql = Sql::new(
     "UPDATE webhooks SET url = $2, url_password_sealed = $3, description = $4, is_active = $5, \
      event_names = $6, secret_sealed = $7, signature_scheme = $8, ordering = $9, \
      max_in_flight = $10, disabled_reason = $11, disabled_at = $12, updated_at = $13, \
-     previous_secret_sealed = $14, previous_secret_until = $15 WHERE uuid = $1",
+     previous_secret_sealed = $14, previous_secret_until = $15, account_uuids = $16 \
+     WHERE uuid = $1",
 );
 pub(crate) static DELETE: Sql = Sql::new(
     "UPDATE webhooks SET deleted_at = $3, updated_at = $3 \
@@ -135,6 +136,7 @@ pub(crate) fn insert_values(w: &NewWebhook) -> Vec<Value> {
         w.ordering.as_str().into(),
         w.max_in_flight.into(),
         w.created_at.into(),
+        account_list(&w.account_uuids).into(),
     ]
 }
 
@@ -156,6 +158,7 @@ pub(crate) fn update_values(w: &Webhook) -> Vec<Value> {
         w.updated_at.into(),
         w.previous_secret_sealed.clone().into(),
         w.previous_secret_until.into(),
+        account_list(&w.account_uuids).into(),
     ]
 }
 
@@ -179,7 +182,27 @@ pub(crate) fn decode(r: &dyn Cells) -> Result<Webhook, StoreError> {
         updated_at: r.int(14)?,
         previous_secret_sealed: r.opt_text(15)?,
         previous_secret_until: r.opt_int(16)?,
+        account_uuids: accounts(r, 17)?,
     })
+}
+
+/// An account scope as its column keeps it: NULL for every account.
+pub(crate) fn account_list(accounts: &[Uuid]) -> Option<String> {
+    (!accounts.is_empty())
+        .then(|| text_list(&accounts.iter().map(Uuid::to_string).collect::<Vec<_>>()))
+}
+
+/// Reads an account scope (NULL: every account).
+pub(crate) fn accounts(r: &dyn Cells, i: usize) -> Result<Vec<Uuid>, StoreError> {
+    let Some(text) = r.opt_text(i)? else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> =
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?;
+    names
+        .iter()
+        .map(|n| Uuid::parse_str(n).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}"))))
+        .collect()
 }
 
 /// Applies `patch`: fields it sets replace the webhook's; re-activation
@@ -211,6 +234,9 @@ pub(crate) fn apply(w: &mut Webhook, patch: WebhookPatch) {
     }
     if let Some(n) = patch.max_in_flight {
         w.max_in_flight = Some(n);
+    }
+    if let Some(accounts) = patch.account_uuids {
+        w.account_uuids = accounts;
     }
     if let Some(s) = patch.secret_sealed {
         let replaced = w.secret_sealed.replace(s);

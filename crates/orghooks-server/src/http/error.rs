@@ -48,6 +48,7 @@ pub enum ErrorCode {
     EventNameInactive,
     WebhookLimit,
     MaxInFlight,
+    AccountScope,
     SecretInvalid,
     SecretRequired,
     SchemeSecretMismatch,
@@ -101,6 +102,7 @@ impl ErrorCode {
         Self::EventNameInactive,
         Self::WebhookLimit,
         Self::MaxInFlight,
+        Self::AccountScope,
         Self::SecretInvalid,
         Self::SecretRequired,
         Self::SchemeSecretMismatch,
@@ -155,6 +157,7 @@ impl ErrorCode {
             Self::EventNameInactive => 2023,
             Self::WebhookLimit => 2030,
             Self::MaxInFlight => 2040,
+            Self::AccountScope => 2060,
             Self::SecretInvalid => 2050,
             Self::SecretRequired => 2051,
             Self::SchemeSecretMismatch => 2052,
@@ -209,6 +212,7 @@ impl ErrorCode {
             | Self::EventNameInactive
             | Self::WebhookLimit
             | Self::MaxInFlight
+            | Self::AccountScope
             | Self::SecretInvalid
             | Self::SecretRequired
             | Self::UnknownAccount
@@ -271,6 +275,9 @@ impl ErrorCode {
             Self::EventNameInactive => "event_names: an inactive event type",
             Self::WebhookLimit => "the organization already has its maximum of webhooks",
             Self::MaxInFlight => "max_in_flight: outside 1..=256",
+            Self::AccountScope => {
+                "account_uuids: not uuids, too many, or not accounts of the caller's organization"
+            }
             Self::SecretInvalid => "secret_key: does not fit the webhook's signature scheme",
             Self::SecretRequired => "secret_key: required for the ocrolus scheme",
             Self::SchemeSecretMismatch => {

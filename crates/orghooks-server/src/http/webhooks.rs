@@ -32,6 +32,7 @@ const WEBHOOK_FIELDS: &[&str] = &[
     "signature_scheme",
     "ordering",
     "max_in_flight",
+    "account_uuids",
 ];
 /// Fields a caller sees but may not set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -94,6 +95,10 @@ pub struct WebhookInput {
     /// Concurrent requests to this webhook per node (default 16).
     #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
+    /// Only events published for these accounts of the organization reach
+    /// the webhook; absent or empty: every account (extension).
+    #[schema(max_items = 1000, value_type = Option<Vec<Uuid>>)]
+    pub account_uuids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -119,6 +124,9 @@ pub struct WebhookChange {
     pub ordering: Option<Ordering>,
     #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
+    /// Replaces the account scope; empty: every account.
+    #[schema(max_items = 1000, value_type = Option<Vec<Uuid>>)]
+    pub account_uuids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -217,6 +225,10 @@ pub async fn add_webhook(
         .transpose()?;
     let event_names = parse_event_names(&input.event_names, state.catalog())?;
     let max_in_flight = w.max_in_flight.map(parse_max_in_flight).transpose()?;
+    let account_uuids = match &w.account_uuids {
+        Some(list) => parse_accounts(&state, caller.org_uuid, list).await?,
+        None => Vec::new(),
+    };
     let max = state.config().webhooks.max_per_org;
     let new = NewWebhook {
         uuid: Uuid::new_v4(),
@@ -229,6 +241,7 @@ pub async fn add_webhook(
         signature_scheme: w.signature_scheme.unwrap_or_default(),
         ordering: w.ordering.unwrap_or_default(),
         max_in_flight,
+        account_uuids,
         created_at: state.now_ms(),
     };
     let id = new.uuid;
@@ -242,6 +255,51 @@ pub async fn add_webhook(
         &webhook,
         state.config().delivery.default_max_in_flight,
     )))
+}
+
+/// Most accounts one webhook may be scoped to.
+const MAX_SCOPED_ACCOUNTS: usize = 1000;
+
+/// An account scope: uuids of accounts of the caller's organization, each
+/// once. Another org's account is refused exactly as an unknown one.
+async fn parse_accounts(
+    state: &AppState,
+    org: Uuid,
+    list: &[String],
+) -> Result<Vec<Uuid>, ApiError> {
+    let scope = |message: String| ApiError::new(ErrorCode::AccountScope, message);
+    if list.len() > MAX_SCOPED_ACCOUNTS {
+        return Err(scope(format!(
+            "webhook.account_uuids: at most {MAX_SCOPED_ACCOUNTS} accounts"
+        )));
+    }
+    let mut accounts: Vec<Uuid> = Vec::with_capacity(list.len());
+    for text in list {
+        let uuid = Uuid::parse_str(text).map_err(|_| {
+            scope(format!(
+                "webhook.account_uuids: {text:?} is not a valid uuid"
+            ))
+        })?;
+        if !accounts.contains(&uuid) {
+            accounts.push(uuid);
+        }
+    }
+    if accounts.is_empty() {
+        return Ok(accounts);
+    }
+    let known: std::collections::HashSet<Uuid> = state
+        .store()
+        .list_accounts(Some(org))
+        .await?
+        .into_iter()
+        .map(|a| a.uuid)
+        .collect();
+    if let Some(unknown) = accounts.iter().find(|a| !known.contains(a)) {
+        return Err(scope(format!(
+            "webhook.account_uuids: {unknown} is not an account of your organization"
+        )));
+    }
+    Ok(accounts)
 }
 
 /// List the organization's webhooks.
@@ -359,6 +417,10 @@ pub async fn update_webhook(
         signature_scheme: change.signature_scheme,
         ordering: change.ordering,
         max_in_flight: change.max_in_flight.map(parse_max_in_flight).transpose()?,
+        account_uuids: match &change.account_uuids {
+            Some(list) => Some(parse_accounts(&state, caller.org_uuid, list).await?),
+            None => None,
+        },
         secret_sealed: None,
         keep_previous_secret_until: None,
         updated_at: state.now_ms(),
@@ -588,6 +650,8 @@ pub struct WebhookView {
     /// The webhook's own cap, or the node's `delivery.default_max_in_flight`
     /// when it did not set one.
     pub max_in_flight: u32,
+    /// The accounts whose events it receives; empty: every account.
+    pub account_uuids: Vec<Uuid>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
 }
@@ -605,6 +669,7 @@ impl WebhookView {
             signature_scheme: w.signature_scheme.as_str().to_owned(),
             ordering: w.ordering.as_str().to_owned(),
             max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
+            account_uuids: w.account_uuids.clone(),
             disabled_reason: w.disabled_reason.clone(),
             disabled_at: w.disabled_at.map(format_ms),
         }

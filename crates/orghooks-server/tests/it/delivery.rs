@@ -847,3 +847,75 @@ async fn deliveries_queued_past_their_lease_reach_a_healthy_receiver_once() {
         0.0
     );
 }
+
+/// A webhook scoped to some accounts of its org gets only their events;
+/// an unknown or another org's account is refused naming the field, and an
+/// empty scope means every account again.
+#[tokio::test]
+async fn a_webhook_scoped_to_accounts_hears_only_them() {
+    let app = spawn_delivering(|_| {}).await;
+    let (t, p) = setup(&app).await;
+    let other = app.account(t.org, orghooks_store::Role::Member).await;
+    let stranger = app.tenant().await;
+    let scoped = TestReceiver::start(Behavior::Status(200)).await;
+    let everyone = TestReceiver::start(Behavior::Status(200)).await;
+    let id = app
+        .add_webhook_with(
+            &t.token,
+            json!({"url": scoped.url("/"), "account_uuids": [t.account]}),
+            &["book.verified"],
+        )
+        .await;
+    app.add_webhook(&t.token, &everyone.url("/"), &["book.verified"])
+        .await;
+    let (_, shown) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(shown["response"]["account_uuids"], json!([t.account]));
+
+    app.publish(&p, book_event(other.account)).await;
+    app.publish(&p, book_event(t.account)).await;
+    everyone.wait_for(2, WAIT).await;
+    scoped.wait_for(1, WAIT).await;
+    app.wait_metric(
+        r#"orghooks_deliveries_settled_total{outcome="succeeded"}"#,
+        3.0,
+    )
+    .await;
+    assert_eq!(scoped.count(), 1, "the other account's event stayed out");
+
+    let update = |accounts: Value| {
+        let app = &app;
+        let token = t.token.clone();
+        let id = id.clone();
+        async move {
+            app.post(
+                &format!("{HOOKS}/{id}/update"),
+                &token,
+                json!({"webhook": {"account_uuids": accounts}}),
+            )
+            .await
+        }
+    };
+    let foreign = update(json!([stranger.account])).await;
+    assert_error(
+        &foreign,
+        400,
+        2060,
+        &format!(
+            "webhook.account_uuids: {} is not an account of your organization",
+            stranger.account
+        ),
+    );
+    let bad = update(json!(["nope"])).await;
+    assert_error(
+        &bad,
+        400,
+        2060,
+        "webhook.account_uuids: \"nope\" is not a valid uuid",
+    );
+    let (status, body) = update(json!([])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, shown) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
+    assert_eq!(shown["response"]["account_uuids"], json!([]));
+    app.publish(&p, book_event(other.account)).await;
+    scoped.wait_for(2, WAIT).await;
+}

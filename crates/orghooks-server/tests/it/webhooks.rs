@@ -43,10 +43,11 @@ async fn add_retrieve_list_update_delete() {
     assert_eq!(w["signature_scheme"], "ocrolus");
     assert_eq!(w["ordering"], "none");
     assert_eq!(w["max_in_flight"], 16);
+    assert_eq!(w["account_uuids"], json!([]), "every account of the org");
     assert_eq!(w["disabled_reason"], Value::Null);
     assert_eq!(w["disabled_at"], Value::Null);
     let keys: Vec<&String> = w.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 11, "{keys:?}");
+    assert_eq!(keys.len(), 12, "{keys:?}");
     assert!(!body.to_string().contains("s3cret"));
 
     let (status, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;

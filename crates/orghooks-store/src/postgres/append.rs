@@ -18,7 +18,7 @@ use crate::sql::Sql;
 /// The active webhooks of several orgs, as [`queue::SUBSCRIBERS`] answers
 /// for one (its column 4 is the org).
 static SUBSCRIBERS_OF_ORGS: Sql = Sql::new(
-    "SELECT uuid, event_names, max_in_flight, ordering, org_uuid FROM webhooks \
+    "SELECT uuid, event_names, max_in_flight, ordering, org_uuid, account_uuids FROM webhooks \
      WHERE org_uuid = ANY($1) AND deleted_at IS NULL AND is_active = true \
      ORDER BY created_at, uuid",
 );
@@ -68,7 +68,11 @@ pub(super) async fn append_events(
     let subscribed = |e: &NewEvent, org: &Uuid| -> Vec<&Target> {
         targets
             .get(org)
-            .map(|ts| ts.iter().filter(|t| t.wants(&e.event_name)).collect())
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| t.wants(&e.event_name, &e.account_uuid))
+                    .collect()
+            })
             .unwrap_or_default()
     };
 

@@ -129,7 +129,7 @@ fn append_event(
     };
     let targets: Vec<Target> = rows(conn, &queue::SUBSCRIBERS, [&org], queue::target)?
         .into_iter()
-        .filter(|t| t.wants(&event.event_name))
+        .filter(|t| t.wants(&event.event_name, &event.account_uuid))
         .collect();
     let delivery_count = targets.len() as u32;
     // Insert first: the unique index answers whether it was published before.

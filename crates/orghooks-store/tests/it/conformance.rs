@@ -26,6 +26,7 @@ macro_rules! conformance_suite {
             purge_takes_only_finished_events,
             recovering_leases_frees_every_lease,
             a_webhook_without_its_own_cap_follows_the_default,
+            a_scoped_webhook_hears_only_its_accounts,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -79,6 +80,7 @@ fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
         signature_scheme: SignatureScheme::Ocrolus,
         ordering: Ordering::None,
         max_in_flight: None,
+        account_uuids: vec![],
         created_at: 3_000,
     }
 }
@@ -1052,4 +1054,73 @@ pub async fn a_webhook_without_its_own_cap_follows_the_default(store: Arc<dyn St
         claimed.iter().all(|j| j.max_in_flight == Some(4)),
         "{claimed:?}"
     );
+}
+
+/// A webhook scoped to some accounts gets only their events (in single
+/// appends and batches alike, and in the fan-out count); an empty scope
+/// is every account.
+pub async fn a_scoped_webhook_hears_only_its_accounts(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let a = seed_account(&*store, org.uuid, Role::Manager).await;
+    let b = seed_account(&*store, org.uuid, Role::Member).await;
+    let mut scoped = new_webhook(org.uuid, "https://example.com/scoped");
+    scoped.account_uuids = vec![a.uuid];
+    let scoped = store.insert_webhook(scoped, 5).await.unwrap();
+    assert_eq!(scoped.account_uuids, vec![a.uuid]);
+    let everyone = store
+        .insert_webhook(new_webhook(org.uuid, "https://example.com/all"), 5)
+        .await
+        .unwrap();
+    assert!(everyone.account_uuids.is_empty());
+    let batch = vec![
+        event(a.uuid, Uuid::new_v4(), "b1", "{}"),
+        event(b.uuid, Uuid::new_v4(), "b2", "{}"),
+    ];
+    let results = store
+        .append_events(batch, 100, Some(lease(10_000)), Backpressure::Wait)
+        .await
+        .unwrap();
+    let hooks = |i: usize| {
+        let mut w: Vec<Uuid> = results[i]
+            .as_ref()
+            .unwrap()
+            .deliveries
+            .iter()
+            .map(|d| d.webhook_uuid)
+            .collect();
+        w.sort();
+        w
+    };
+    let mut both = vec![scoped.uuid, everyone.uuid];
+    both.sort();
+    assert_eq!(hooks(0), both, "account a: both webhooks");
+    assert_eq!(
+        hooks(1),
+        vec![everyone.uuid],
+        "account b: the unscoped one only"
+    );
+    assert_eq!(results[1].as_ref().unwrap().delivery_count, 1);
+    let widened = store
+        .update_webhook(
+            org.uuid,
+            scoped.uuid,
+            WebhookPatch {
+                account_uuids: Some(vec![]),
+                updated_at: 200,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(widened.account_uuids.is_empty());
+    let later = store
+        .append_events(
+            vec![event(b.uuid, Uuid::new_v4(), "b3", "{}")],
+            300,
+            Some(lease(10_000)),
+            Backpressure::Wait,
+        )
+        .await
+        .unwrap();
+    assert_eq!(later[0].as_ref().unwrap().delivery_count, 2);
 }
