@@ -1,9 +1,11 @@
 //! The delivery engine (SPEC §5): sends every delivery, signed, at least
 //! once, retrying on its schedule, with a circuit per webhook.
 //!
-//! The hot path: the node that accepts an event leases the new deliveries in
-//! the same commit and hands them to [`Engine::submit`], which sends them
-//! at once, with no polling between the 202 and the first attempt. The
+//! The hot path: [`Outbox::publish`] leases the new deliveries to this node
+//! in the commit that accepts the event and hands them to the engine, which
+//! sends them at once, with no polling between the 202 and the first
+//! attempt. The outbox is the only way in: leasing and submitting are
+//! private to this module. The
 //! database is the queue for everything else: the claimer picks up due
 //! retries and expired leases, the completer writes outcomes back in
 //! batches. No transaction is held across an HTTP request; a crash is
