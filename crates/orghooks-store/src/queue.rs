@@ -225,6 +225,29 @@ pub(crate) fn lease_columns<'a>(
     }
 }
 
+/// A delivery just created and leased to the caller: nothing attempted yet.
+pub(crate) fn created_job(
+    id: i64,
+    uuid: Uuid,
+    webhook_uuid: Uuid,
+    max_in_flight: Option<u32>,
+    event: &NewEvent,
+    is_test: bool,
+    ordered: bool,
+) -> DeliveryJob {
+    DeliveryJob {
+        id,
+        uuid,
+        webhook_uuid,
+        max_in_flight,
+        event_uuid: event.uuid,
+        payload: event.payload.clone(),
+        attempts: 0,
+        is_test,
+        ordered,
+    }
+}
+
 /// A claimed delivery before its event's payload is read.
 pub(crate) struct Claimed {
     pub id: i64,

@@ -189,7 +189,7 @@ pub(crate) fn decode(r: &dyn Cells) -> Result<Webhook, StoreError> {
 /// An account scope as its column keeps it: NULL for every account.
 pub(crate) fn account_list(accounts: &[Uuid]) -> Option<String> {
     (!accounts.is_empty())
-        .then(|| text_list(&accounts.iter().map(Uuid::to_string).collect::<Vec<_>>()))
+        .then(|| serde_json::to_string(accounts).expect("a list of uuids serialises"))
 }
 
 /// Reads an account scope (NULL: every account).
@@ -197,12 +197,7 @@ pub(crate) fn accounts(r: &dyn Cells, i: usize) -> Result<Vec<Uuid>, StoreError>
     let Some(text) = r.opt_text(i)? else {
         return Ok(Vec::new());
     };
-    let names: Vec<String> =
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))?;
-    names
-        .iter()
-        .map(|n| Uuid::parse_str(n).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}"))))
-        .collect()
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
 
 /// Applies `patch`: fields it sets replace the webhook's; re-activation

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{pg, row, rows};
 use crate::StoreError;
 use crate::model::*;
-use crate::queue::{self, Claimed, Target};
+use crate::queue::{self, Target};
 use crate::sql::Sql;
 
 /// The active webhooks of several orgs, as [`queue::SUBSCRIBERS`] answers
@@ -225,17 +225,15 @@ pub(super) async fn append_events(
     let mut jobs: HashMap<usize, Vec<DeliveryJob>> = HashMap::new();
     for r in rows.iter().filter(|r| r.leased) {
         let e = &events[r.event];
-        let job = Claimed {
-            id: ids[&r.uuid],
-            uuid: r.uuid,
-            webhook_uuid: r.webhook,
-            event_id: 0,
-            attempts: 0,
-            is_test: false,
-            max_in_flight: r.max_in_flight,
-            ordered: r.seq.is_some(),
-        }
-        .into_job(e.uuid, e.payload.clone());
+        let job = queue::created_job(
+            ids[&r.uuid],
+            r.uuid,
+            r.webhook,
+            r.max_in_flight,
+            e,
+            false,
+            r.seq.is_some(),
+        );
         jobs.entry(r.event).or_default().push(job);
     }
     let mut out = Vec::with_capacity(events.len());

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{PgStore, batcher, exec, pg, row, rows};
 use crate::model::*;
-use crate::queue::{self, Claimed};
+use crate::queue;
 use crate::sql::Sql;
 use crate::{Backpressure, DeliveryQueue, StoreError};
 
@@ -165,19 +165,9 @@ async fn append_test(
     )
     .await?
     .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
-    let job = owner.is_some().then(|| {
-        Claimed {
-            id,
-            uuid,
-            webhook_uuid: webhook,
-            event_id,
-            attempts: 0,
-            is_test: true,
-            max_in_flight,
-            ordered: false,
-        }
-        .into_job(event.uuid, event.payload.clone())
-    });
+    let job = owner
+        .is_some()
+        .then(|| queue::created_job(id, uuid, webhook, max_in_flight, event, true, false));
     Ok((uuid, job))
 }
 

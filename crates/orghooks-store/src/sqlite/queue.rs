@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{SqliteStore, exec, row, rows};
 use crate::model::*;
-use crate::queue::{self, Claimed, Target};
+use crate::queue::{self, Target};
 use crate::sql::Sql;
 use crate::{Backpressure, DeliveryQueue, StoreError};
 
@@ -263,17 +263,15 @@ fn insert_delivery(
     )?
     .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
     let job = owner.is_some().then(|| {
-        Claimed {
+        queue::created_job(
             id,
             uuid,
-            webhook_uuid: new.webhook,
-            event_id: new.event_id,
-            attempts: 0,
-            is_test: new.is_test,
-            max_in_flight: new.max_in_flight,
-            ordered: new.place.is_some(),
-        }
-        .into_job(new.event.uuid, new.event.payload.clone())
+            new.webhook,
+            new.max_in_flight,
+            new.event,
+            new.is_test,
+            new.place.is_some(),
+        )
     });
     Ok((uuid, job))
 }
