@@ -37,6 +37,17 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub max_connections: usize,
+    pub error_status: ErrorStatus,
+}
+
+/// The HTTP status the Ocrolus routes answer errors with.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorStatus {
+    /// The error's own status (400, 401, 404…).
+    Real,
+    /// Ocrolus's way: HTTP 200 for 4xx errors, the status in the body.
+    Ocrolus,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -194,7 +194,7 @@ impl From<&DeliveryDetail> for DeliveryDetailView {
 }
 
 fn invalid(message: String) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, message)
+    ApiError::ocrolus(ErrorCode::InvalidField, message)
 }
 
 fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
@@ -297,23 +297,11 @@ async fn own_webhook(
         .store()
         .get_webhook(org, webhook)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::new(
-                ErrorCode::NotFound,
-                format!("webhook_uuid: no webhook {webhook} in your organization"),
-            ),
-            other => other.into(),
-        })
+        .map_err(super::webhooks::or_webhook_not_found(webhook))
 }
 
 fn delivery_not_found(path: &DeliveryPath) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!(
-            "delivery_uuid: no delivery {} of webhook {}",
-            path.delivery, path.webhook
-        ),
-    )
+    ApiError::not_found("Delivery", path.delivery)
 }
 
 /// A webhook's deliveries, newest first.

@@ -33,7 +33,9 @@ pub enum ErrorCode {
     UnknownField,
     ReadOnlyField,
     InvalidField,
+    MissingField,
     EmptyUpdate,
+    LegacyInvalid,
     UrlScheme,
     UrlHost,
     UrlUserinfo,
@@ -87,7 +89,9 @@ impl ErrorCode {
         Self::UnknownField,
         Self::ReadOnlyField,
         Self::InvalidField,
+        Self::MissingField,
         Self::EmptyUpdate,
+        Self::LegacyInvalid,
         Self::UrlScheme,
         Self::UrlHost,
         Self::UrlUserinfo,
@@ -125,24 +129,26 @@ impl ErrorCode {
     pub fn code(self) -> u32 {
         match self {
             Self::Internal => 1000,
-            Self::Unavailable => 1001,
-            Self::StorageUnavailable => 1002,
-            Self::BodyTimeout => 1308,
-            Self::Unauthorized => 1100,
-            Self::TokenExpired => 1101,
-            Self::AccountDisabled => 1102,
-            Self::Forbidden => 1103,
-            Self::NotFound => 1200,
-            Self::RouteNotFound => 1201,
-            Self::MethodNotAllowed => 1202,
-            Self::MalformedJson => 1300,
-            Self::UnsupportedMediaType => 1301,
-            Self::PayloadTooLarge => 1302,
-            Self::InvalidPathUuid => 1303,
-            Self::UnknownField => 1304,
-            Self::ReadOnlyField => 1305,
-            Self::InvalidField => 1306,
-            Self::EmptyUpdate => 1307,
+            Self::Unavailable => 4001,
+            Self::StorageUnavailable => 2300,
+            Self::BodyTimeout => 4008,
+            Self::Unauthorized => 1200,
+            Self::TokenExpired => 4002,
+            Self::AccountDisabled => 1307,
+            Self::Forbidden => 1316,
+            Self::NotFound => 4004,
+            Self::RouteNotFound => 1101,
+            Self::MethodNotAllowed => 4005,
+            Self::MalformedJson => 1002,
+            Self::UnsupportedMediaType => 4006,
+            Self::PayloadTooLarge => 4007,
+            Self::InvalidPathUuid => 4009,
+            Self::UnknownField => 4010,
+            Self::ReadOnlyField => 4011,
+            Self::InvalidField => 1003,
+            Self::EmptyUpdate => 4012,
+            Self::MissingField => 1103,
+            Self::LegacyInvalid => 1806,
             Self::UrlScheme => 2000,
             Self::UrlHost => 2001,
             Self::UrlUserinfo => 2002,
@@ -163,7 +169,7 @@ impl ErrorCode {
             Self::SchemeSecretMismatch => 2052,
             Self::WebhookInactive => 3012,
             Self::RecoverWindow => 3020,
-            Self::RateLimited => 1105,
+            Self::RateLimited => 1005,
             Self::EventNotSubscribed => 3011,
             Self::EventTypeUnknown => 3010,
             Self::BatchTooLarge => 3006,
@@ -173,7 +179,7 @@ impl ErrorCode {
             Self::PayloadInvalid => 3002,
             Self::EventConflict => 3001,
             Self::UnknownAccount => 3000,
-            Self::WrongTokenKind => 1104,
+            Self::WrongTokenKind => 4003,
         }
     }
 
@@ -197,7 +203,9 @@ impl ErrorCode {
             | Self::UnknownField
             | Self::ReadOnlyField
             | Self::InvalidField
+            | Self::MissingField
             | Self::EmptyUpdate
+            | Self::LegacyInvalid
             | Self::UrlScheme
             | Self::UrlHost
             | Self::UrlUserinfo
@@ -229,6 +237,28 @@ impl ErrorCode {
         }
     }
 
+    /// Ocrolus's wording, for the codes whose number comes from Ocrolus's
+    /// published status-code list (or, for 1806, its account-level webhook
+    /// spec; for 1000, its error envelope's default). Every other code is
+    /// orghooks's own, in a range Ocrolus does not use (2000–2099,
+    /// 3000–3099, 4000–4099).
+    pub fn ocrolus_wording(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Internal => "the default code of Ocrolus's error envelope",
+            Self::MalformedJson => "Could not decode JSON string",
+            Self::InvalidField => "Request validation failure; check parameter values and types.",
+            Self::RateLimited => "Request verification rate limit exceeded",
+            Self::RouteNotFound => "The requested endpoint does not exist",
+            Self::MissingField => "Required parameter not found",
+            Self::Unauthorized => "Authentication failed",
+            Self::AccountDisabled => "Account is not active",
+            Self::Forbidden => "Account does not have required manager permissions",
+            Self::LegacyInvalid => "One of the input is invalid",
+            Self::StorageUnavailable => "Database error",
+            _ => return None,
+        })
+    }
+
     /// One line for the docs table.
     pub fn summary(self) -> &'static str {
         match self {
@@ -245,7 +275,10 @@ impl ErrorCode {
             Self::TokenExpired => "the access token has expired: request a new one",
             Self::AccountDisabled => "the token's API account is disabled",
             Self::Forbidden => "the account's role may not do this (webhooks need `manager`)",
-            Self::NotFound => "no such object in your organization",
+            Self::NotFound => {
+                "no such object in your organization: \"Webhook with uuid <uuid> not found\" \
+                 (Ocrolus's wording; Ocrolus documents no number for it)"
+            }
             Self::RouteNotFound => "no such route",
             Self::MethodNotAllowed => "the route exists, not with this method",
             Self::MalformedJson => "the body is not valid JSON, or not a JSON object",
@@ -257,7 +290,11 @@ impl ErrorCode {
             Self::InvalidPathUuid => "a uuid in the path is not a valid uuid",
             Self::UnknownField => "the body has a field this operation does not know",
             Self::ReadOnlyField => "the body sets a read-only field",
-            Self::InvalidField => "a field is missing or has the wrong type or value",
+            Self::InvalidField => "a field has the wrong type or value",
+            Self::MissingField => "a required field is missing",
+            Self::LegacyInvalid => {
+                "account-level API: webhook_endpoint or event is invalid (the message names it)"
+            }
             Self::EmptyUpdate => "an update must change webhook or event_names",
             Self::UrlScheme => "url: invalid or missing URL scheme (http or https)",
             Self::UrlHost => "url: host invalid, top level domain required",
@@ -335,8 +372,30 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(what: &str) -> Self {
-        Self::new(ErrorCode::NotFound, format!("{what}: not found"))
+    /// An error whose code Ocrolus documents: its wording, then what
+    /// orghooks adds (the field, the reason).
+    pub fn ocrolus(code: ErrorCode, detail: impl std::fmt::Display) -> Self {
+        let wording = code
+            .ocrolus_wording()
+            .expect("a code Ocrolus documents")
+            .trim_end_matches('.');
+        Self::new(code, format!("{wording}: {detail}"))
+    }
+
+    /// An error whose code Ocrolus documents, in exactly its words.
+    pub fn in_ocrolus_words(code: ErrorCode) -> Self {
+        Self::new(
+            code,
+            code.ocrolus_wording().expect("a code Ocrolus documents"),
+        )
+    }
+
+    /// Ocrolus's not-found message, for any kind of object (HTTP 404).
+    pub fn not_found(kind: &str, uuid: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::NotFound,
+            format!("{kind} with uuid {uuid} not found"),
+        )
     }
 
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -406,6 +465,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(envelope)).into_response();
+        response.extensions_mut().insert(Enveloped);
         let retry_after = match self.code {
             ErrorCode::Unavailable => Some(self.retry_after.unwrap_or(1)),
             ErrorCode::StorageUnavailable => {
@@ -422,6 +482,11 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Marks a response that carries the error envelope, so that
+/// `http.error_status = "ocrolus"` can answer it with HTTP 200.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Enveloped;
 
 /// Displays an error with its whole `source()` chain.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
@@ -476,11 +541,11 @@ impl From<orghooks_core::payload::PayloadError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
+            StoreError::NotFound => Self::new(ErrorCode::NotFound, "Object not found"),
             StoreError::Unavailable(_) => Self {
                 code: ErrorCode::StorageUnavailable,
-                message: "storage: the database cannot write now (unreachable, restarting or out \
-                          of space); nothing was accepted, retry after Retry-After"
+                message: "Database error: the database cannot write now (unreachable, restarting \
+                          or out of space); nothing was accepted, retry after Retry-After"
                     .into(),
                 source: Some(Box::new(e)),
                 retry_after: None,
@@ -498,15 +563,21 @@ impl From<StoreError> for ApiError {
 
 /// The markdown table of every code, as `docs/error-codes.md` holds it.
 pub fn error_code_table() -> String {
-    let mut out = String::from("| code | HTTP status | meaning |\n|---:|---:|---|\n");
+    let mut out = String::from("| code | HTTP status | meaning | source |\n|---:|---:|---|---|\n");
     let mut codes = ErrorCode::ALL.to_vec();
     codes.sort_by_key(|c| c.code());
     for code in codes {
+        let source = match code.ocrolus_wording() {
+            Some(wording) if code == ErrorCode::Internal => format!("Ocrolus: {wording}"),
+            Some(wording) => format!("Ocrolus: \"{wording}\""),
+            None => "orghooks".to_owned(),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} |\n",
+            "| {} | {} | {} | {} |\n",
             code.code(),
             code.status().as_u16(),
-            code.summary()
+            code.summary(),
+            source
         ));
     }
     out
@@ -522,6 +593,29 @@ mod tests {
     fn codes_are_unique() {
         let codes: HashSet<u32> = ErrorCode::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(codes.len(), ErrorCode::ALL.len());
+    }
+
+    /// Ocrolus's published status codes (its status-code page, and 1806
+    /// from its account-level webhook spec): an orghooks-only code must not
+    /// take one of these numbers, and a code carrying Ocrolus's wording must.
+    const OCROLUS_CODES: &[u32] = &[
+        1002, 1003, 1005, 1100, 1101, 1103, 1104, 1109, 1200, 1204, 1306, 1307, 1308, 1313, 1316,
+        1317, 1323, 1398, 1399, 1401, 1402, 1404, 1500, 1501, 1502, 1504, 1508, 1511, 1512, 1513,
+        1601, 1609, 1702, 1806, 2100, 2101, 2102, 2103, 2104, 2105, 2106, 2107, 2108, 2109, 2110,
+        2111, 2300, 2401, 2500, 5001, 5002, 6001, 7001, 7002, 7003, 7004, 8001, 8002, 9001, 9002,
+        9003, 9006, 9101, 9102, 9103, 9104,
+    ];
+
+    #[test]
+    fn own_codes_stay_out_of_ocrolus_numbers() {
+        for &code in ErrorCode::ALL {
+            let taken = OCROLUS_CODES.contains(&code.code());
+            match code.ocrolus_wording() {
+                Some(_) if code == ErrorCode::Internal => assert!(!taken),
+                Some(_) => assert!(taken, "{code:?} claims Ocrolus's wording"),
+                None => assert!(!taken, "{code:?} uses Ocrolus's number {}", code.code()),
+            }
+        }
     }
 
     #[test]

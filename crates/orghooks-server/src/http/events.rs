@@ -112,7 +112,7 @@ fn prepare(
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.timestamp_millis())
             .map_err(|_| {
-                ApiError::new(
+                ApiError::ocrolus(
                     ErrorCode::InvalidField,
                     format!("occurred_at: {text:?} is not an RFC 3339 timestamp"),
                 )
@@ -245,7 +245,7 @@ pub async fn publish_batch(
         .map(|batch| batch.events)
         .unwrap_or_default();
     let Some(Value::Array(items)) = body.remove("events") else {
-        return Err(ApiError::new(
+        return Err(ApiError::ocrolus(
             ErrorCode::InvalidField,
             "events: is required and must be an array",
         ));
@@ -268,7 +268,7 @@ pub async fn publish_batch(
                 let raw = raw_events.get(i).and_then(|e| raw_payload(e.get()));
                 prepare(&state, object, raw)
             }
-            _ => Err(ApiError::new(
+            _ => Err(ApiError::ocrolus(
                 ErrorCode::MalformedJson,
                 format!("events[{i}]: must be a JSON object"),
             )),

@@ -68,7 +68,7 @@ pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, 
             format!("body: not received within {} ms", timeout.as_millis()),
         )),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(ApiError::new(
+        Ok(Err(e)) => Err(ApiError::ocrolus(
             ErrorCode::MalformedJson,
             format!("body: {e}"),
         )),
@@ -101,13 +101,13 @@ impl FromRequest<AppState> for RawJsonBody {
 fn json_object(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(raw) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ApiError::new(
+        Ok(_) => Err(ApiError::ocrolus(
             ErrorCode::MalformedJson,
             "body: must be a JSON object",
         )),
-        Err(e) => Err(ApiError::new(
+        Err(e) => Err(ApiError::ocrolus(
             ErrorCode::MalformedJson,
-            format!("body: invalid JSON: {e}"),
+            format!("body: {e}"),
         )),
     }
 }
@@ -167,18 +167,18 @@ pub fn parse_fields<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T
     serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let message = match inner.strip_prefix("missing field `") {
+        match inner.strip_prefix("missing field `") {
             Some(rest) => {
                 let field = rest.trim_end_matches('`');
-                if path == "." {
-                    format!("{field}: is required")
+                let name = if path == "." {
+                    field.to_owned()
                 } else {
-                    format!("{path}.{field}: is required")
-                }
+                    format!("{path}.{field}")
+                };
+                ApiError::ocrolus(ErrorCode::MissingField, name)
             }
-            None => format!("{path}: {inner}"),
-        };
-        ApiError::new(ErrorCode::InvalidField, message)
+            None => ApiError::ocrolus(ErrorCode::InvalidField, format!("{path}: {inner}")),
+        }
     })
 }
 
@@ -202,7 +202,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(ErrorCode::Unauthorized, message)
+    ApiError::ocrolus(ErrorCode::Unauthorized, message)
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -259,13 +259,10 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         if grant.account.disabled_at.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::AccountDisabled,
-                "Authorization: this API account is disabled",
-            ));
+            return Err(ApiError::in_ocrolus_words(ErrorCode::AccountDisabled));
         }
         if let Err(wait) = state.take_call(grant.account.uuid) {
-            let mut error = ApiError::new(
+            let mut error = ApiError::ocrolus(
                 ErrorCode::RateLimited,
                 format!("Authorization: too many calls from this API account; retry in {wait} s"),
             );
@@ -314,10 +311,7 @@ impl FromRequestParts<AppState> for Manager {
     ) -> Result<Self, Self::Rejection> {
         let Caller(account) = Caller::from_request_parts(parts, state).await?;
         if account.role != Role::Manager {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "role: managing webhooks needs an account with the manager role",
-            ));
+            return Err(ApiError::in_ocrolus_words(ErrorCode::Forbidden));
         }
         Ok(Self(account))
     }

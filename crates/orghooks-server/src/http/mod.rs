@@ -74,7 +74,7 @@ async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoRespon
 }
 
 async fn route_not_found(req: Request) -> ApiError {
-    ApiError::new(
+    ApiError::ocrolus(
         ErrorCode::RouteNotFound,
         format!("path: no route {} {}", req.method(), req.uri().path()),
     )
@@ -293,6 +293,10 @@ pub fn router(state: AppState) -> axum::Router {
             state.clone(),
             crate::metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ocrolus_error_status,
+        ))
         .layer(Extension(extract::BodyLimit(state.max_body_bytes())))
         .layer(Extension(doc))
         .with_state(state);
@@ -301,6 +305,26 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .fallback_service(routed)
         .layer(axum::middleware::map_request(trim_one_trailing_slash))
+}
+
+/// With `http.error_status = "ocrolus"`, a 4xx error on an Ocrolus route
+/// (`/v1/account/…`) answers HTTP 200 with its status in the body, as
+/// Ocrolus does. Other routes, and 5xx, keep their real status.
+async fn ocrolus_error_status(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ocrolus_route = req.uri().path().starts_with("/v1/account/");
+    let mut response = next.run(req).await;
+    if ocrolus_route
+        && state.config().http.error_status == crate::config::ErrorStatus::Ocrolus
+        && response.status().is_client_error()
+        && response.extensions().get::<error::Enveloped>().is_some()
+    {
+        *response.status_mut() = axum::http::StatusCode::OK;
+    }
+    response
 }
 
 /// `/v1/account/settings/webhooks/` is routed as `…/webhooks`, as Ocrolus

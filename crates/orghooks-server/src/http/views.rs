@@ -131,9 +131,26 @@ pub struct Catalog {
     pub events: Vec<EventTypeDetail>,
 }
 
-/// The answer to a secret rotation: a generated secret, shown this once.
+/// The answer to a secret rotation. Ocrolus documents two readings of it,
+/// the message at the top and `response: {status, message}`; both hold.
+/// A generated secret is shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedSecret {
+    /// Always "success".
+    pub status: &'static str,
+    pub message: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<String>,
+}
+
+impl RotatedSecret {
+    pub const MESSAGE: &'static str = "Webhook secret rotated successfully";
+
+    pub fn new(generated: Option<String>) -> Self {
+        Self {
+            status: "success",
+            message: Self::MESSAGE,
+            secret_key: generated,
+        }
+    }
 }

@@ -176,10 +176,7 @@ pub(super) fn or_webhook_not_found(id: Uuid) -> impl Fn(StoreError) -> ApiError 
 }
 
 fn webhook_not_found(id: Uuid) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("webhook_uuid: no webhook {id} in your organization"),
-    )
+    ApiError::not_found("Webhook", id)
 }
 
 fn store_error(e: StoreError, id: Uuid, url: Option<&WebhookUrl>, max: u32) -> ApiError {
@@ -542,8 +539,8 @@ pub async fn rotate_secret(
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
     let shown = generated.then(|| secret.expose().to_owned());
     Ok(with_message(
-        "Webhook secret rotated successfully",
-        RotatedSecret { secret_key: shown },
+        RotatedSecret::MESSAGE,
+        RotatedSecret::new(shown),
     ))
 }
 

@@ -98,8 +98,8 @@ async fn missing_malformed_unknown_and_expired_tokens() {
     assert_error(
         &none,
         401,
-        1100,
-        "Authorization: a Bearer token is required",
+        1200,
+        "Authentication failed: Authorization: a Bearer token is required",
     );
     let resp = app
         .client
@@ -112,10 +112,15 @@ async fn missing_malformed_unknown_and_expired_tokens() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
         body["message"],
-        "Authorization: expected \"Bearer <access token>\""
+        "Authentication failed: Authorization: expected \"Bearer <access token>\""
     );
     let unknown = app.get(path, "oht_not-a-real-token").await;
-    assert_error(&unknown, 401, 1100, "Authorization: unknown access token");
+    assert_error(
+        &unknown,
+        401,
+        1200,
+        "Authentication failed: Authorization: unknown access token",
+    );
 
     // The clock moves to one millisecond before expiry, then past it.
     app.clock.advance_ms(60_000 - 1);
@@ -125,7 +130,7 @@ async fn missing_malformed_unknown_and_expired_tokens() {
     assert_error(
         &expired,
         401,
-        1101,
+        4002,
         "Authorization: access token expired; request a new one",
     );
     let fresh = app.token(&t.client_id, &t.client_secret).await;
@@ -140,12 +145,7 @@ async fn disabling_an_account_stops_its_tokens_at_once() {
     assert_eq!(app.get(path, &t.token).await.0, StatusCode::OK);
     app.admin.set_disabled(t.account, true).await.unwrap();
     let refused = app.get(path, &t.token).await;
-    assert_error(
-        &refused,
-        401,
-        1102,
-        "Authorization: this API account is disabled",
-    );
+    assert_error(&refused, 401, 1307, "Account is not active");
     let url = format!("{}/oauth/token", app.base);
     let req = app.client.post(&url).json(&json!({
         "grant_type": "client_credentials", "client_id": t.client_id, "client_secret": t.client_secret}));
@@ -181,10 +181,10 @@ async fn each_account_has_its_own_allowance_of_management_calls() {
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], 1105);
+    assert_eq!(body["code"], 1005);
     assert_eq!(
         body["message"],
-        "Authorization: too many calls from this API account; retry in 1 s"
+        "Request verification rate limit exceeded: Authorization: too many calls from this API account; retry in 1 s"
     );
     assert_eq!(
         app.get(path, &other.token).await.0,

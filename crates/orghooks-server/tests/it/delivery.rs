@@ -246,12 +246,12 @@ async fn numbers_arrive_exactly_as_published() {
     let resp = send(huge).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], 1300);
+    assert_eq!(body["code"], 1002);
     assert!(
         body["message"]
             .as_str()
             .unwrap()
-            .starts_with("body: invalid JSON: number out of range"),
+            .starts_with("Could not decode JSON string: body: number out of range"),
         "{body}"
     );
 }
@@ -689,8 +689,8 @@ async fn test_deliveries_send_the_example_to_one_webhook() {
     assert_error(
         &foreign,
         404,
-        1200,
-        &format!("webhook_uuid: no webhook {id} in your organization"),
+        4004,
+        &format!("Webhook with uuid {id} not found"),
     );
 }
 
@@ -755,8 +755,8 @@ async fn a_standard_webhooks_rotation_signs_with_both_keys_during_the_overlap() 
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        second["response"],
-        json!({}),
+        second["response"].get("secret_key"),
+        None,
         "a given secret is not echoed"
     );
     app.publish(&p, book_event(t.account)).await;

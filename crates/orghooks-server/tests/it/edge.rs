@@ -148,7 +148,7 @@ async fn a_body_announced_larger_than_the_route_allows_is_refused_at_once() {
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         assert!(
             answer.contains(&format!(
-                r#""code":1302,"message":"body: larger than {limit} bytes""#
+                r#""code":4007,"message":"body: larger than {limit} bytes""#
             )),
             "{answer}"
         );
@@ -166,7 +166,7 @@ async fn a_trickled_body_is_answered_408() {
     let answer = exchange(&addr(&app), request.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
-        answer.contains(r#""code":1308,"message":"body: not received within 200 ms""#),
+        answer.contains(r#""code":4008,"message":"body: not received within 200 ms""#),
         "{answer}"
     );
 }

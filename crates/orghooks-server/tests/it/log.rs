@@ -181,32 +181,40 @@ async fn filters_and_pages_are_exact_while_new_deliveries_arrive() {
     let bad = [
         (
             "status=nope",
-            1306,
-            "status: \"nope\" is not one of pending, delivering, succeeded, failed, held, cancelled",
+            1003,
+            "Request validation failure; check parameter values and types: status: \"nope\" is not one of pending, delivering, succeeded, failed, held, cancelled",
         ),
         (
             "limit=0",
-            1306,
-            "limit: \"0\" is not a number from 1 to 100",
+            1003,
+            "Request validation failure; check parameter values and types: limit: \"0\" is not a number from 1 to 100",
         ),
         (
             "limit=101",
-            1306,
-            "limit: \"101\" is not a number from 1 to 100",
+            1003,
+            "Request validation failure; check parameter values and types: limit: \"101\" is not a number from 1 to 100",
         ),
-        ("cursor=zzz", 1306, "cursor: not a cursor this API returned"),
-        ("book_uuid=x", 1306, "book_uuid: \"x\" is not a valid uuid"),
+        (
+            "cursor=zzz",
+            1003,
+            "Request validation failure; check parameter values and types: cursor: not a cursor this API returned",
+        ),
+        (
+            "book_uuid=x",
+            1003,
+            "Request validation failure; check parameter values and types: book_uuid: \"x\" is not a valid uuid",
+        ),
         (
             "since=yesterday",
-            1306,
-            "since: \"yesterday\" is not an RFC 3339 timestamp",
+            1003,
+            "Request validation failure; check parameter values and types: since: \"yesterday\" is not an RFC 3339 timestamp",
         ),
         (
             "event_name=no.such",
-            1306,
-            "event_name: no event type named no.such",
+            1003,
+            "Request validation failure; check parameter values and types: event_name: no event type named no.such",
         ),
-        ("colour=red", 1304, "colour: unknown query parameter"),
+        ("colour=red", 4010, "colour: unknown query parameter"),
     ];
     for (q, code, message) in bad {
         assert_error(
@@ -614,19 +622,19 @@ async fn new_routes_keep_tenants_apart() {
         .get(&format!("{HOOKS}/{hook}/deliveries"), &a.token)
         .await;
     let d = uuids(&page)[0].clone();
-    let no_hook = format!("webhook_uuid: no webhook {hook} in your organization");
+    let no_hook = format!("Webhook with uuid {hook} not found");
     assert_error(
         &app.get(&format!("{HOOKS}/{hook}/deliveries"), &b.token)
             .await,
         404,
-        1200,
+        4004,
         &no_hook,
     );
     assert_error(
         &app.get(&format!("{HOOKS}/{hook}/delivery/{d}"), &b.token)
             .await,
         404,
-        1200,
+        4004,
         &no_hook,
     );
     let redeliver = format!("{HOOKS}/{hook}/delivery/{d}/redeliver");
@@ -634,7 +642,7 @@ async fn new_routes_keep_tenants_apart() {
         &app.call(Method::POST, &redeliver, Some(&b.token), None)
             .await,
         404,
-        1200,
+        4004,
         &no_hook,
     );
     let recover = app
@@ -644,7 +652,7 @@ async fn new_routes_keep_tenants_apart() {
             json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}),
         )
         .await;
-    assert_error(&recover, 404, 1200, &no_hook);
+    assert_error(&recover, 404, 4004, &no_hook);
     // The same org, through another of its webhooks: still not found.
     let wrong = app
         .get(&format!("{HOOKS}/{other_hook}/delivery/{d}"), &a.token)
@@ -652,8 +660,8 @@ async fn new_routes_keep_tenants_apart() {
     assert_error(
         &wrong,
         404,
-        1200,
-        &format!("delivery_uuid: no delivery {d} of webhook {other_hook}"),
+        4004,
+        &format!("Delivery with uuid {d} not found"),
     );
 }
 

@@ -24,28 +24,28 @@ async fn tokens_of_each_kind_open_only_their_api() {
     assert_error(
         &none,
         401,
-        1100,
-        "Authorization: a Bearer token is required",
+        1200,
+        "Authentication failed: Authorization: a Bearer token is required",
     );
     let unknown = app.publish("ohp_nope", verified(&account)).await;
     assert_error(
         &unknown,
         401,
-        1100,
-        "Authorization: unknown publisher token",
+        1200,
+        "Authentication failed: Authorization: unknown publisher token",
     );
     let wrong = app.publish(&t.token, verified(&account)).await;
     assert_error(
         &wrong,
         403,
-        1104,
+        4003,
         "Authorization: an account token cannot publish events; use a publisher token",
     );
     let wrong = app.get("/v1/account/settings/webhooks", &publisher).await;
     assert_error(
         &wrong,
         403,
-        1104,
+        4003,
         "Authorization: a publisher token cannot use the management API; use an account's access token",
     );
     let (status, body) = app.publish(&publisher, verified(&account)).await;
@@ -73,8 +73,8 @@ async fn tokens_of_each_kind_open_only_their_api() {
     assert_error(
         &revoked,
         401,
-        1100,
-        "Authorization: this publisher token was revoked",
+        1200,
+        "Authentication failed: Authorization: this publisher token was revoked",
     );
 }
 
@@ -159,37 +159,37 @@ async fn every_publish_validation_error_names_its_field() {
                 json!({"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": [], "notes": "x".repeat(3000)}),
             ),
             413,
-            1302,
+            4007,
             "payload: larger than 2048 bytes".into(),
         ),
         (
             json!({"account_uuid": a}),
             400,
-            1306,
-            "payload: is required".into(),
+            1103,
+            "Required parameter not found: payload".into(),
         ),
         (
             json!({"payload": {}}),
             400,
-            1306,
-            "account_uuid: is required".into(),
+            1103,
+            "Required parameter not found: account_uuid".into(),
         ),
         (
             json!({"account_uuid": "nope", "payload": {}}),
             400,
-            1306,
-            "account_uuid: UUID parsing failed: invalid character: found `n` at 0".into(),
+            1003,
+            "Request validation failure; check parameter values and types: account_uuid: UUID parsing failed: invalid character: found `n` at 0".into(),
         ),
         (
             json!({"account_uuid": a, "occurred_at": "yesterday", "payload": {"event_name": "book.verified", "book_uuid": BOOK, "uploaded_docs": []}}),
             400,
-            1306,
-            "occurred_at: \"yesterday\" is not an RFC 3339 timestamp".into(),
+            1003,
+            "Request validation failure; check parameter values and types: occurred_at: \"yesterday\" is not an RFC 3339 timestamp".into(),
         ),
         (
             json!({"account_uuid": a, "payload": {}, "org_uuid": a}),
             400,
-            1304,
+            4010,
             "org_uuid: unknown field".into(),
         ),
     ];
@@ -268,7 +268,7 @@ async fn batches_judge_each_event_on_its_own() {
     );
     assert_eq!(
         r["results"][2],
-        json!({"status": 400, "code": 1300, "message": "events[2]: must be a JSON object"})
+        json!({"status": 400, "code": 1002, "message": "Could not decode JSON string: events[2]: must be a JSON object"})
     );
     let four = json!({"events": [verified(&a), verified(&a), verified(&a), verified(&a)]});
     let too_many = app
@@ -327,7 +327,7 @@ async fn a_full_write_queue_pushes_back() {
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");
     let body: Value = busy.json().await.unwrap();
-    assert_eq!(body["code"], 1001);
+    assert_eq!(body["code"], 4001);
     drop(blocker);
     // Once the lock is released, the queued publishes are accepted; the
     // others were refused, never buffered.

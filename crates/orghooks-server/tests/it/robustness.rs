@@ -54,16 +54,21 @@ async fn malformed_bodies_and_paths_get_the_envelope() {
             .body("{\"webhook\":"),
     )
     .await;
-    assert_eq!(bad_json.1["code"], 1300);
+    assert_eq!(bad_json.1["code"], 1002);
     assert_eq!(bad_json.0, 400);
     assert!(
         bad_json.1["message"]
             .as_str()
             .unwrap()
-            .starts_with("body: invalid JSON: ")
+            .starts_with("Could not decode JSON string: body: ")
     );
     let not_object = send(app.client.post(&url).json(&json!([1, 2]))).await;
-    assert_error(&not_object, 400, 1300, "body: must be a JSON object");
+    assert_error(
+        &not_object,
+        400,
+        1002,
+        "Could not decode JSON string: body: must be a JSON object",
+    );
     // Not JSON and not labelled JSON: told what to send.
     let text = send(
         app.client
@@ -72,34 +77,34 @@ async fn malformed_bodies_and_paths_get_the_envelope() {
             .body("url=https://example.com/"),
     )
     .await;
-    assert_error(&text, 415, 1301, "Content-Type: expected application/json");
+    assert_error(&text, 415, 4006, "Content-Type: expected application/json");
     let no_type = send(app.client.post(&url).body("url=https://example.com/")).await;
     assert_error(
         &no_type,
         415,
-        1301,
+        4006,
         "Content-Type: expected application/json",
     );
     let big = json!({"webhook": {"url": "https://example.com/", "description": "x".repeat(5000)}, "event_names": ["book.verified"]});
     let too_large = send(app.client.post(&url).json(&big)).await;
-    assert_error(&too_large, 413, 1302, "body: larger than 4096 bytes");
+    assert_error(&too_large, 413, 4007, "body: larger than 4096 bytes");
     let bad_uuid = app.get(&format!("{ADD}/not-a-uuid"), &t.token).await;
     assert_error(
         &bad_uuid,
         400,
-        1303,
+        4009,
         "webhook_uuid: \"not-a-uuid\" is not a valid uuid",
     );
     let bad_uuid = app
         .post(&format!("{ADD}/1234/update"), &t.token, json!({}))
         .await;
-    assert_eq!(bad_uuid.1["code"], 1303);
+    assert_eq!(bad_uuid.1["code"], 4009);
     let unknown = app
         .get(&format!("{ADD}/{}", uuid::Uuid::new_v4()), &t.token)
         .await;
     assert_eq!(
         (unknown.0.as_u16(), &unknown.1["code"]),
-        (404, &json!(1200))
+        (404, &json!(4004))
     );
 }
 

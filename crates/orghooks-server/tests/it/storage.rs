@@ -1,7 +1,7 @@
 //! Storage trouble is back-pressure, never a 500 or a lost event: a full
 //! disk under SQLite (a small tmpfs this test mounts) and a PostgreSQL
 //! server this test stops and starts again. While the store cannot write,
-//! publishing answers 503 with `Retry-After` and code 1002 and
+//! publishing answers 503 with `Retry-After` and code 2300 and
 //! `/health/ready` answers 503; after, both recover by themselves and every
 //! event answered 202 is delivered.
 
@@ -86,7 +86,7 @@ async fn publishing(
 /// A 503 as SPEC §3 wants it when storage cannot write.
 fn assert_storage_unavailable(got: &(StatusCode, Option<String>, Value)) {
     assert_eq!(got.0, StatusCode::SERVICE_UNAVAILABLE, "{}", got.2);
-    assert_eq!(got.2["code"], 1002, "{}", got.2);
+    assert_eq!(got.2["code"], 2300, "{}", got.2);
     assert!(got.1.is_some(), "Retry-After is set");
 }
 

@@ -120,7 +120,7 @@ async fn add_rules() {
                 json!({"url": "https://example.com/", "uuid": "x"}),
                 ok_events.clone(),
             ),
-            1305,
+            4011,
             "webhook.uuid: is read-only",
         ),
         (
@@ -128,7 +128,7 @@ async fn add_rules() {
                 json!({"url": "https://example.com/", "created_on": "x"}),
                 ok_events.clone(),
             ),
-            1305,
+            4011,
             "webhook.created_on: is read-only",
         ),
         (
@@ -136,7 +136,7 @@ async fn add_rules() {
                 json!({"url": "https://example.com/", "disabled_at": null}),
                 ok_events.clone(),
             ),
-            1305,
+            4011,
             "webhook.disabled_at: is read-only",
         ),
         (
@@ -144,54 +144,54 @@ async fn add_rules() {
                 json!({"url": "https://example.com/", "colour": "red"}),
                 ok_events.clone(),
             ),
-            1304,
+            4010,
             "webhook.colour: unknown field",
         ),
         (
             json!({"webhook": {"url": "https://example.com/"}, "event_names": ["book.verified"], "extra": 1}),
-            1304,
+            4010,
             "extra: unknown field",
         ),
         (
             json!({"event_names": ["book.verified"]}),
-            1306,
-            "webhook: is required",
+            1103,
+            "Required parameter not found: webhook",
         ),
         (
             json!({"webhook": {"url": "https://example.com/"}}),
-            1306,
-            "event_names: is required",
+            1103,
+            "Required parameter not found: event_names",
         ),
         (
             add(json!({"description": "abc"}), ok_events.clone()),
-            1306,
-            "webhook.url: is required",
+            1103,
+            "Required parameter not found: webhook.url",
         ),
         (
             add(
                 json!({"url": "https://example.com/", "is_active": "yes"}),
                 ok_events.clone(),
             ),
-            1306,
-            "webhook.is_active: invalid type: string \"yes\", expected a boolean",
+            1003,
+            "Request validation failure; check parameter values and types: webhook.is_active: invalid type: string \"yes\", expected a boolean",
         ),
         (
             add(
                 json!({"url": "https://example.com/", "ordering": "random"}),
                 ok_events.clone(),
             ),
-            1306,
-            "webhook.ordering: unknown variant `random`, expected `none` or `per_book`",
+            1003,
+            "Request validation failure; check parameter values and types: webhook.ordering: unknown variant `random`, expected `none` or `per_book`",
         ),
         (
             add(json!({"url": 5}), ok_events.clone()),
-            1306,
-            "webhook.url: invalid type: integer `5`, expected a string",
+            1003,
+            "Request validation failure; check parameter values and types: webhook.url: invalid type: integer `5`, expected a string",
         ),
         (
             add(u("https://example.com/"), json!("book.verified")),
-            1306,
-            "event_names: invalid type: string \"book.verified\", expected a sequence",
+            1003,
+            "Request validation failure; check parameter values and types: event_names: invalid type: string \"book.verified\", expected a sequence",
         ),
     ];
     for (body, code, message) in cases {
@@ -279,7 +279,7 @@ async fn update_rules() {
         .await;
     let path = format!("{ADD}/{id}/update");
     let cases: Vec<(Value, u32, &str)> = vec![
-        (json!({}), 1307, "body: give webhook, event_names, or both"),
+        (json!({}), 4012, "body: give webhook, event_names, or both"),
         (
             json!({"webhook": {"url": "https://example.com/b"}}),
             2005,
@@ -307,25 +307,25 @@ async fn update_rules() {
         ),
         (
             json!({"webhook": {"uuid": id}}),
-            1305,
+            4011,
             "webhook.uuid: is read-only",
         ),
         (
             json!({"webhook": {"last_modified_date": "2024-01-01T00:00:00.000Z"}}),
-            1305,
+            4011,
             "webhook.last_modified_date: is read-only",
         ),
         (
             json!({"webhook": {"disabled_reason": "x"}}),
-            1305,
+            4011,
             "webhook.disabled_reason: is read-only",
         ),
         (
             json!({"webhook": {"secret": "x"}}),
-            1304,
+            4010,
             "webhook.secret: unknown field",
         ),
-        (json!({"name": "x"}), 1304, "name: unknown field"),
+        (json!({"name": "x"}), 4010, "name: unknown field"),
         (
             json!({"webhook": {"max_in_flight": 1000}}),
             2040,

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, spawn_with};
 
 const HOOKS: &str = "/v1/account/settings/webhook";
 
@@ -132,8 +132,8 @@ async fn add_retrieve_list_update_delete() {
     assert_error(
         &gone,
         404,
-        1200,
-        &format!("webhook_uuid: no webhook {id} in your organization"),
+        4004,
+        &format!("Webhook with uuid {id} not found"),
     );
     let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
     assert_eq!(list["response"]["webhooks"], json!([]));
@@ -157,7 +157,12 @@ async fn rotate_secret_per_scheme_and_never_shown() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"status": 200, "message": "Webhook secret rotated successfully", "response": {}})
+        json!({
+            "status": 200,
+            "message": "Webhook secret rotated successfully",
+            "response": {"status": "success", "message": "Webhook secret rotated successfully"}
+        }),
+        "both readings Ocrolus documents"
     );
     let (_, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;
     assert!(!got.to_string().contains("a-secret-of-20-chars"));
@@ -250,17 +255,17 @@ async fn orgs_cannot_see_or_touch_each_others_webhooks() {
     let id = app
         .add_webhook(&a.token, "https://example.com/a", &["book.verified"])
         .await;
-    let not_found = format!("webhook_uuid: no webhook {id} in your organization");
+    let not_found = format!("Webhook with uuid {id} not found");
     assert_error(
         &app.get(&format!("{HOOKS}/{id}"), &b.token).await,
         404,
-        1200,
+        4004,
         &not_found,
     );
     assert_error(
         &app.get(&format!("{HOOKS}/{id}/events"), &b.token).await,
         404,
-        1200,
+        4004,
         &not_found,
     );
     let update = app
@@ -270,7 +275,7 @@ async fn orgs_cannot_see_or_touch_each_others_webhooks() {
             json!({"webhook": {"description": "mine now"}}),
         )
         .await;
-    assert_error(&update, 404, 1200, &not_found);
+    assert_error(&update, 404, 4004, &not_found);
     let rotate = app
         .post(
             &format!("{HOOKS}/{id}/rotate-secret"),
@@ -278,7 +283,7 @@ async fn orgs_cannot_see_or_touch_each_others_webhooks() {
             json!({"secret_key": "0123456789abcdef"}),
         )
         .await;
-    assert_error(&rotate, 404, 1200, &not_found);
+    assert_error(&rotate, 404, 4004, &not_found);
     let delete = app
         .call(
             Method::DELETE,
@@ -287,7 +292,7 @@ async fn orgs_cannot_see_or_touch_each_others_webhooks() {
             None,
         )
         .await;
-    assert_error(&delete, 404, 1200, &not_found);
+    assert_error(&delete, 404, 4004, &not_found);
     let (_, list) = app.get("/v1/account/settings/webhooks", &b.token).await;
     assert_eq!(list["response"]["webhooks"], json!([]));
     // The same URL is free in another org; a's webhook is untouched.
@@ -306,27 +311,27 @@ async fn members_may_read_the_catalog_but_not_manage_webhooks() {
     let id = app
         .add_webhook(&manager.token, "https://example.com/a", &["book.verified"])
         .await;
-    let forbidden = "role: managing webhooks needs an account with the manager role";
+    let forbidden = "Account does not have required manager permissions";
     let m = &member.token;
     let body =
         json!({"webhook": {"url": "https://example.com/b"}, "event_names": ["book.verified"]});
-    assert_error(&app.post(HOOKS, m, body).await, 403, 1103, forbidden);
+    assert_error(&app.post(HOOKS, m, body).await, 403, 1316, forbidden);
     assert_error(
         &app.get("/v1/account/settings/webhooks", m).await,
         403,
-        1103,
+        1316,
         forbidden,
     );
     assert_error(
         &app.get(&format!("{HOOKS}/{id}"), m).await,
         403,
-        1103,
+        1316,
         forbidden,
     );
     assert_error(
         &app.get(&format!("{HOOKS}/{id}/events"), m).await,
         403,
-        1103,
+        1316,
         forbidden,
     );
     let update = app
@@ -336,7 +341,7 @@ async fn members_may_read_the_catalog_but_not_manage_webhooks() {
             json!({"event_names": ["book.verified"]}),
         )
         .await;
-    assert_error(&update, 403, 1103, forbidden);
+    assert_error(&update, 403, 1316, forbidden);
     let rotate = app
         .post(
             &format!("{HOOKS}/{id}/rotate-secret"),
@@ -344,7 +349,7 @@ async fn members_may_read_the_catalog_but_not_manage_webhooks() {
             json!({"secret_key": "0123456789abcdef"}),
         )
         .await;
-    assert_error(&rotate, 403, 1103, forbidden);
+    assert_error(&rotate, 403, 1316, forbidden);
     let delete = app
         .call(
             Method::DELETE,
@@ -353,7 +358,7 @@ async fn members_may_read_the_catalog_but_not_manage_webhooks() {
             None,
         )
         .await;
-    assert_error(&delete, 403, 1103, forbidden);
+    assert_error(&delete, 403, 1316, forbidden);
     let (status, _) = app.get("/v1/account/settings/webhook_events", m).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -394,4 +399,46 @@ async fn json_without_its_content_type_and_a_trailing_slash_are_accepted() {
     assert_eq!(list["response"]["webhooks"].as_array().unwrap().len(), 1);
     let (status, _) = app.get("/v1/account/settings/webhooks//", &t.token).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "only one slash is forgiven");
+}
+
+#[tokio::test]
+async fn ocrolus_error_status_answers_errors_with_200_on_ocrolus_routes_only() {
+    let app =
+        spawn_with(|c| c.http.error_status = orghooks_server::config::ErrorStatus::Ocrolus).await;
+    let t = app.tenant().await;
+    let missing = uuid::Uuid::new_v4();
+    let got = app.get(&format!("{HOOKS}/{missing}"), &t.token).await;
+    assert_eq!(got.0, StatusCode::OK, "HTTP 200, as Ocrolus answers");
+    assert_eq!(got.1["status"], 404, "the real status is in the body");
+    assert_eq!(got.1["code"], 4004);
+    assert_eq!(
+        got.1["message"],
+        format!("Webhook with uuid {missing} not found")
+    );
+    let bad = app
+        .post(
+            HOOKS,
+            &t.token,
+            json!({"webhook": {"url": "ftp://x.example"}, "event_names": ["book.verified"]}),
+        )
+        .await;
+    assert_eq!(bad.0, StatusCode::OK);
+    assert_eq!(
+        (bad.1["status"].clone(), bad.1["code"].clone()),
+        (json!(400), json!(2000))
+    );
+    // The publish API is orghooks's own: its errors keep their status.
+    let publisher = app.publisher_token().await;
+    let refused = app.publish(&publisher, json!({"payload": {}})).await;
+    assert_eq!(refused.0, StatusCode::BAD_REQUEST, "{}", refused.1);
+    // By default errors answer their own status.
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let got = app.get(&format!("{HOOKS}/{missing}"), &t.token).await;
+    assert_error(
+        &got,
+        404,
+        4004,
+        &format!("Webhook with uuid {missing} not found"),
+    );
 }

@@ -81,7 +81,7 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
         );
         tokio::task::yield_now().await;
     };
-    assert_eq!(refused["code"], 1102);
+    assert_eq!(refused["code"], 1307);
 
     admin_json(dir, &["account", "enable", account_uuid]);
     assert_eq!(get(&client, &hooks, token).await.0, 200);
