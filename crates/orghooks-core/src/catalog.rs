@@ -33,9 +33,27 @@ macro_rules! embed {
     };
 }
 
-/// The embedded seed catalog, file by file (path relative to `catalog/`).
+macro_rules! embed_beta {
+    ($name:literal) => {
+        (
+            concat!("beta/", $name, ".json"),
+            include_str!(concat!("../catalog/beta/", $name, ".json")),
+        )
+    };
+}
+
+/// The embedded catalog, file by file (path relative to `catalog/`): the
+/// seed (`catalog.json`, `events/`, kept identical to the original seed) and
+/// the documented Ocrolus events the seed lacks (`beta.json`, `beta/`), all
+/// marked `beta`; their examples carry only the common fields, because
+/// Ocrolus publishes no example payload for them.
 const EMBEDDED: &[(&str, &str)] = &[
     ("catalog.json", include_str!("../catalog/catalog.json")),
+    ("beta.json", include_str!("../catalog/beta.json")),
+    embed_beta!("book.completed"),
+    embed_beta!("book.income.generated"),
+    embed_beta!("book.income.updated"),
+    embed_beta!("mixed_document.rejected"),
     embed!("book.analytics_completed"),
     embed!("book.analytics_v2.generated"),
     embed!("book.classified"),
@@ -140,10 +158,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The seed catalog compiled into the binary.
+    /// The catalog compiled into the binary: the seed, then the beta types.
     pub fn embedded() -> Result<Self, CatalogError> {
         let files: HashMap<&str, &str> = EMBEDDED.iter().copied().collect();
-        Self::from_files(files["catalog.json"], |path| {
+        Self::from_files(&[files["catalog.json"], files["beta.json"]], |path| {
             files
                 .get(path)
                 .map(|s| (*s).to_owned())
@@ -151,14 +169,19 @@ impl Catalog {
         })
     }
 
-    /// Builds a catalog from the text of `catalog.json` and a way to read the
-    /// example files it names (relative paths).
+    /// Builds a catalog from the text of one or more row lists (`catalog.json`,
+    /// `beta.json`) and a way to read the example files they name (relative
+    /// paths). Rows are ordered by their `order`.
     pub fn from_files(
-        catalog_json: &str,
+        lists: &[&str],
         read: impl Fn(&str) -> Result<String, String>,
     ) -> Result<Self, CatalogError> {
-        let mut rows: Vec<CatalogRow> =
-            serde_json::from_str(catalog_json).map_err(CatalogError::Parse)?;
+        let mut rows: Vec<CatalogRow> = Vec::new();
+        for list in lists {
+            rows.extend(
+                serde_json::from_str::<Vec<CatalogRow>>(list).map_err(CatalogError::Parse)?,
+            );
+        }
         rows.sort_by_key(|r| r.order);
         let mut types = Vec::with_capacity(rows.len());
         let mut by_name = HashMap::new();
@@ -323,12 +346,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_catalog_has_the_23_seed_types_in_order() {
+    fn embedded_catalog_has_the_23_seed_types_then_the_4_beta_ones() {
         let c = Catalog::embedded().unwrap();
         let names: Vec<&str> = c.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names.len(), 23);
+        assert_eq!(names.len(), 27);
         assert_eq!(names[0], "book.analytics_v2.generated");
         assert_eq!(names[22], "network.book.funded");
+        assert_eq!(
+            names[23..],
+            [
+                "book.completed",
+                "book.income.generated",
+                "book.income.updated",
+                "mixed_document.rejected"
+            ]
+        );
+        for t in c.iter().skip(23) {
+            assert!(t.beta && t.is_active, "{}", t.name);
+            assert_eq!(
+                t.required,
+                [
+                    "event_name",
+                    "book_uuid",
+                    "notification_type",
+                    "notification_reason",
+                    "severity"
+                ]
+            );
+        }
         let t = c.get("book.verified").unwrap();
         assert_eq!(t.uuid, uuid!("2e94ede0-1c04-5f05-a639-f800e25850ca"));
         assert_eq!(c.by_uuid(t.uuid).unwrap().name, "book.verified");
@@ -345,7 +390,12 @@ mod tests {
             assert_eq!(&on_disk, text, "{path}");
         }
         let events = std::fs::read_dir(dir.join("events")).unwrap().count();
-        assert_eq!(events + 1, EMBEDDED.len(), "every event file is embedded");
+        let beta = std::fs::read_dir(dir.join("beta")).unwrap().count();
+        assert_eq!(
+            events + beta + 2,
+            EMBEDDED.len(),
+            "every event file is embedded"
+        );
     }
 
     #[test]
@@ -384,13 +434,13 @@ mod tests {
             )
         };
         let read = |_: &str| Ok(r#"{"event_name":"x.y"}"#.to_owned());
-        assert!(Catalog::from_files(&row(""), read).is_ok());
+        assert!(Catalog::from_files(&[&row("")], read).is_ok());
         let bad_uuid = row(r#","uuid":"2e94ede0-1c04-5f05-a639-f800e25850ca""#);
         assert!(matches!(
-            Catalog::from_files(&bad_uuid, read),
+            Catalog::from_files(&[&bad_uuid], read),
             Err(CatalogError::Invalid { .. })
         ));
         let bad = row("").replace("LOW", "URGENT");
-        assert!(Catalog::from_files(&bad, read).is_err());
+        assert!(Catalog::from_files(&[&bad], read).is_err());
     }
 }

@@ -56,7 +56,19 @@ pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
     let dir = std::path::PathBuf::from(&config.catalog.path);
     let text = std::fs::read_to_string(dir.join("catalog.json"))
         .with_context(|| format!("catalog.path: cannot read {}/catalog.json", dir.display()))?;
-    Catalog::from_files(&text, |p| {
+    // Like the built-in folder, an operator's may keep extra types in beta.json.
+    let beta = match std::fs::read_to_string(dir.join("beta.json")) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("catalog.path: cannot read {}/beta.json", dir.display()));
+        }
+    };
+    let lists: Vec<&str> = std::iter::once(text.as_str())
+        .chain(beta.as_deref())
+        .collect();
+    Catalog::from_files(&lists, |p| {
         std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
     })
     .with_context(|| format!("catalog.path {}", dir.display()))

@@ -107,6 +107,16 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     pub max_per_org: u32,
+    pub account_level_counts: bool,
+}
+
+impl WebhooksConfig {
+    pub fn limit(&self) -> orghooks_store::WebhookLimit {
+        orghooks_store::WebhookLimit {
+            max_per_org: self.max_per_org,
+            account_level_counts: self.account_level_counts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -183,6 +183,16 @@ CREATE INDEX webhooks_org ON webhooks(org_uuid) WHERE deleted_at IS NULL;
     r#"
 ALTER TABLE webhooks ADD COLUMN account_uuids TEXT;
 "#,
+    // Ocrolus's account-level webhooks: one per account (its owner), outside
+    // the org's URL rule (several accounts may point at one receiver).
+    r#"
+ALTER TABLE webhooks ADD COLUMN owner_account_uuid TEXT;
+DROP INDEX webhooks_org_url;
+CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url)
+    WHERE deleted_at IS NULL AND owner_account_uuid IS NULL;
+CREATE UNIQUE INDEX webhooks_owner ON webhooks(owner_account_uuid)
+    WHERE deleted_at IS NULL AND owner_account_uuid IS NOT NULL;
+"#,
 ];
 
 /// PostgreSQL, in order.
@@ -322,5 +332,15 @@ UPDATE webhooks SET max_in_flight = NULL WHERE max_in_flight = 16;
     // Webhooks scoped to some accounts (a JSON list; NULL: every account).
     r#"
 ALTER TABLE webhooks ADD COLUMN account_uuids TEXT;
+"#,
+    // Ocrolus's account-level webhooks: one per account (its owner), outside
+    // the org's URL rule (several accounts may point at one receiver).
+    r#"
+ALTER TABLE webhooks ADD COLUMN owner_account_uuid UUID;
+DROP INDEX webhooks_org_url;
+CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url)
+    WHERE deleted_at IS NULL AND owner_account_uuid IS NULL;
+CREATE UNIQUE INDEX webhooks_owner ON webhooks(owner_account_uuid)
+    WHERE deleted_at IS NULL AND owner_account_uuid IS NOT NULL;
 "#,
 ];

@@ -105,7 +105,34 @@ pub struct NewWebhook {
     pub max_in_flight: Option<u32>,
     /// The accounts whose events it receives; empty: every account of the org.
     pub account_uuids: Vec<Uuid>,
+    /// Set for an account-level webhook (Ocrolus's older API): the account
+    /// that owns it, at most one per account.
+    pub owner_account: Option<Uuid>,
     pub created_at: i64,
+}
+
+/// How many webhooks an organization may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookLimit {
+    /// Live org-level webhooks per organization.
+    pub max_per_org: u32,
+    /// Whether account-level webhooks count too (and are refused at the limit).
+    pub account_level_counts: bool,
+}
+
+impl WebhookLimit {
+    /// `max_per_org` org-level webhooks; account-level ones do not count.
+    pub fn org_level(max_per_org: u32) -> Self {
+        Self {
+            max_per_org,
+            account_level_counts: false,
+        }
+    }
+
+    /// Whether adding `w` must first count the org's live webhooks.
+    pub fn applies_to(&self, w: &NewWebhook) -> bool {
+        w.owner_account.is_none() || self.account_level_counts
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +155,8 @@ pub struct Webhook {
     pub max_in_flight: Option<u32>,
     /// The accounts whose events it receives; empty: every account of the org.
     pub account_uuids: Vec<Uuid>,
+    /// The owning account of an account-level webhook; `None` for org-level.
+    pub owner_account: Option<Uuid>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<i64>,
     pub created_at: i64,

@@ -43,6 +43,7 @@ impl Sql {
 /// PostgreSQL's narrower integer columns read as `i64` too.
 pub(crate) trait Cells {
     fn uuid(&self, i: usize) -> Result<Uuid, StoreError>;
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError>;
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
     fn int(&self, i: usize) -> Result<i64, StoreError>;
@@ -178,6 +179,12 @@ impl Cells for rusqlite::Row<'_> {
         Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
     }
 
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+        let s: Option<String> = self.get(i).map_err(crate::sqlite::backend)?;
+        s.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}"))))
+            .transpose()
+    }
+
     fn text(&self, i: usize) -> Result<String, StoreError> {
         self.get(i).map_err(crate::sqlite::backend)
     }
@@ -209,6 +216,10 @@ fn pg_cell(e: tokio_postgres::Error) -> StoreError {
 
 impl Cells for tokio_postgres::Row {
     fn uuid(&self, i: usize) -> Result<Uuid, StoreError> {
+        self.try_get(i).map_err(pg_cell)
+    }
+
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
         self.try_get(i).map_err(pg_cell)
     }
 

@@ -15,14 +15,17 @@ use crate::sql::{Cells, Sql, Value, text_list};
 /// webhook of another org is `NotFound`, exactly as if it did not exist.
 #[async_trait]
 pub trait Webhooks: Send + Sync {
-    /// Adds a webhook unless the org already has `max_per_org` live ones
-    /// (`LimitReached`) or one with the same URL (`Conflict`). The check and
-    /// the insert are one atomic step.
+    /// Adds a webhook unless the org is at its limit (`LimitReached`), or,
+    /// org-level, already has one with the same URL, or, account-level, its
+    /// account already has one (`Conflict`). The check and the insert are
+    /// one atomic step.
     async fn insert_webhook(
         &self,
         webhook: NewWebhook,
-        max_per_org: u32,
+        limit: WebhookLimit,
     ) -> Result<Webhook, StoreError>;
+    /// The live account-level webhook of an account, if it has one.
+    async fn account_webhook(&self, account: Uuid) -> Result<Option<Webhook>, StoreError>;
     async fn list_webhooks(&self, org: Uuid) -> Result<Vec<Webhook>, StoreError>;
     async fn get_webhook(&self, org: Uuid, webhook: Uuid) -> Result<Webhook, StoreError>;
     /// Applies `patch`; turning a webhook off holds its pending deliveries,
@@ -55,17 +58,23 @@ macro_rules! cols {
     () => {
         "uuid, org_uuid, url, url_password_sealed, description, is_active, event_names, \
          secret_sealed, signature_scheme, ordering, max_in_flight, disabled_reason, disabled_at, \
-         created_at, updated_at, previous_secret_sealed, previous_secret_until, account_uuids"
+         created_at, updated_at, previous_secret_sealed, previous_secret_until, account_uuids, \
+         owner_account_uuid"
     };
 }
 pub(crate) use cols;
 
-pub(crate) static COUNT_LIVE: Sql =
-    Sql::new("SELECT count(*) FROM webhooks WHERE org_uuid = $1 AND deleted_at IS NULL");
+/// The org's live webhooks toward its limit; `$2`: whether account-level
+/// ones count.
+pub(crate) static COUNT_LIVE: Sql = Sql::new(
+    "SELECT count(*) FROM webhooks WHERE org_uuid = $1 AND deleted_at IS NULL \
+     AND (owner_account_uuid IS NULL OR $2)",
+);
 pub(crate) static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO webhooks (uuid, org_uuid, url, url_password_sealed, description, is_active, \
      event_names, signature_scheme, ordering, max_in_flight, created_at, updated_at, \
-     account_uuids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING ",
+     account_uuids, owner_account_uuid) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING ",
     cols!()
 ));
 pub(crate) static LIST: Sql = Sql::new(concat!(
@@ -78,6 +87,11 @@ pub(crate) static GET_LIVE: Sql = Sql::new(concat!(
     "SELECT ",
     cols!(),
     " FROM webhooks WHERE uuid = $1 AND org_uuid = $2 AND deleted_at IS NULL"
+));
+pub(crate) static BY_OWNER: Sql = Sql::new(concat!(
+    "SELECT ",
+    cols!(),
+    " FROM webhooks WHERE owner_account_uuid = $1 AND deleted_at IS NULL"
 ));
 pub(crate) static BY_UUID: Sql = Sql::new(concat!(
     "SELECT ",
@@ -137,6 +151,7 @@ pub(crate) fn insert_values(w: &NewWebhook) -> Vec<Value> {
         w.max_in_flight.into(),
         w.created_at.into(),
         account_list(&w.account_uuids).into(),
+        w.owner_account.into(),
     ]
 }
 
@@ -183,6 +198,7 @@ pub(crate) fn decode(r: &dyn Cells) -> Result<Webhook, StoreError> {
         previous_secret_sealed: r.opt_text(15)?,
         previous_secret_until: r.opt_int(16)?,
         account_uuids: accounts(r, 17)?,
+        owner_account: r.opt_uuid(18)?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! generated from the same declarations, so a route cannot exist without
 //! being documented.
 
+pub mod account_level;
 pub mod catalog;
 pub mod deliveries;
 pub mod error;
@@ -123,6 +124,10 @@ fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::webhook_events))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(catalog::list_event_types))
+        .routes(routes!(account_level::configure))
+        .routes(routes!(account_level::details))
+        .routes(routes!(account_level::test))
+        .routes(routes!(account_level::rotate_secret))
 }
 
 /// The OpenAPI document of every route the router serves.

@@ -152,7 +152,7 @@ fn check_body(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), A
 
 /// Refuses a host name that resolves, and only to blocked addresses (SPEC
 /// §2). A name that does not resolve now is accepted: delivery checks again.
-async fn check_resolution(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
+pub(super) async fn check_resolution(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
     let Some(host) = url.domain() else {
         return Ok(());
     };
@@ -239,12 +239,13 @@ pub async fn add_webhook(
         ordering: w.ordering.unwrap_or_default(),
         max_in_flight,
         account_uuids,
+        owner_account: None,
         created_at: state.now_ms(),
     };
     let id = new.uuid;
     let webhook = state
         .store()
-        .insert_webhook(new, max)
+        .insert_webhook(new, state.config().webhooks.limit())
         .await
         .map_err(|e| store_error(e, id, Some(&url), max))?;
     tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %caller.org_uuid, url = %url, "webhook added");
@@ -514,9 +515,19 @@ pub async fn rotate_secret(
     WebhookId(id): WebhookId,
     JsonBody(body): JsonBody,
 ) -> Result<axum::Json<Envelope<RotatedSecret>>, ApiError> {
+    let webhook = load(&state, caller.org_uuid, id).await?;
+    rotate(&state, webhook, body).await
+}
+
+/// Sets `webhook`'s secret from a rotate-secret body (both APIs).
+pub(super) async fn rotate(
+    state: &AppState,
+    webhook: Webhook,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<axum::Json<Envelope<RotatedSecret>>, ApiError> {
     check_fields(&body, "", &["secret_key", "signature_scheme"], &[])?;
     let input: RotateSecretBody = parse_fields(body)?;
-    let webhook = load(&state, caller.org_uuid, id).await?;
+    let (id, org) = (webhook.uuid, webhook.org_uuid);
     let scheme = input.signature_scheme.unwrap_or(webhook.signature_scheme);
     let (secret, generated): (SecretString, bool) = scheme.secret(input.secret_key.as_deref())?;
     // Standard Webhooks receivers accept any of several signatures, so the
@@ -533,10 +544,10 @@ pub async fn rotate_secret(
     };
     state
         .outbox()
-        .change_webhook(caller.org_uuid, id, patch)
+        .change_webhook(org, id, patch)
         .await
         .map_err(or_webhook_not_found(id))?;
-    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook secret rotated");
+    tracing::info!(webhook_uuid = %id, org_uuid = %org, "webhook secret rotated");
     let shown = generated.then(|| secret.expose().to_owned());
     Ok(with_message(
         RotatedSecret::MESSAGE,
@@ -551,10 +562,16 @@ pub struct TestWebhookBody {
     pub event_uuid: Uuid,
 }
 
+/// The queued test: the payload sent (as Ocrolus shows it) and the
+/// delivery's uuid.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestDelivery {
     /// The test delivery's uuid (sent as `webhook-id`).
     pub uuid: Uuid,
+    /// The payload sent: the event type's example.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Send an event type's example payload to the webhook as a test delivery.
@@ -626,7 +643,8 @@ pub async fn test_webhook(
         .await
         .map_err(or_webhook_not_found(id))?;
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
-    Ok(ok(TestDelivery { uuid }))
+    let payload = event_type.example.as_object().cloned().unwrap_or_default();
+    Ok(ok(TestDelivery { uuid, payload }))
 }
 
 /// A webhook as Add and Retrieve show it: what this file parses, it shows.

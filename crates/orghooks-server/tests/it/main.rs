@@ -6,6 +6,7 @@ mod delivery;
 mod edge;
 mod helpers;
 mod log;
+mod ocrolus;
 mod once;
 mod openapi;
 mod publish;

@@ -58,6 +58,15 @@ async fn schemathesis_finds_nothing_with_every_check() {
     let doomed = app
         .add_webhook(&t.token, &receiver.url("/doomed"), &["book.verified"])
         .await;
+    // The account-level API's test and rotate-secret need a registration.
+    let (status, body) = app
+        .post(
+            "/v1/account/settings/update/webhook_endpoint",
+            &t.token,
+            json!({"webhook_endpoint": receiver.url("/account"), "event": ["book.verified"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = app
         .publish(
             &publisher,

@@ -351,7 +351,11 @@ static LOCK_LIVE: Sql = Sql::new(concat!(
 
 #[async_trait]
 impl Webhooks for PgStore {
-    async fn insert_webhook(&self, w: NewWebhook, max_per_org: u32) -> Result<Webhook, StoreError> {
+    async fn insert_webhook(
+        &self,
+        w: NewWebhook,
+        limit: WebhookLimit,
+    ) -> Result<Webhook, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         // The org's row lock serialises adds, so the limit holds.
@@ -361,9 +365,17 @@ impl Webhooks for PgStore {
         )
         .await
         .map_err(pg)?;
-        let live = row(&tx, &webhooks::COUNT_LIVE, &[&w.org_uuid], |r| r.int(0)).await?;
-        if live.unwrap_or(0) >= i64::from(max_per_org) {
-            return Err(StoreError::LimitReached);
+        if limit.applies_to(&w) {
+            let live = row(
+                &tx,
+                &webhooks::COUNT_LIVE,
+                &[&w.org_uuid, &limit.account_level_counts],
+                |r| r.int(0),
+            )
+            .await?;
+            if live.unwrap_or(0) >= i64::from(limit.max_per_org) {
+                return Err(StoreError::LimitReached);
+            }
         }
         let inserted = tx
             .query_one(webhooks::INSERT.pg(), &refs(&webhooks::insert_values(&w)))
@@ -372,6 +384,11 @@ impl Webhooks for PgStore {
         let webhook = webhooks::decode(&inserted)?;
         tx.commit().await.map_err(pg)?;
         Ok(webhook)
+    }
+
+    async fn account_webhook(&self, account: Uuid) -> Result<Option<Webhook>, StoreError> {
+        let client = self.client().await?;
+        row(&client, &webhooks::BY_OWNER, &[&account], webhooks::decode).await
     }
 
     async fn list_webhooks(&self, org: Uuid) -> Result<Vec<Webhook>, StoreError> {

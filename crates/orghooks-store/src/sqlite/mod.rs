@@ -410,13 +410,23 @@ fn live_webhook(conn: &Connection, org: Uuid, webhook: Uuid) -> Result<Webhook, 
 
 #[async_trait]
 impl Webhooks for SqliteStore {
-    async fn insert_webhook(&self, w: NewWebhook, max_per_org: u32) -> Result<Webhook, StoreError> {
+    async fn insert_webhook(
+        &self,
+        w: NewWebhook,
+        limit: WebhookLimit,
+    ) -> Result<Webhook, StoreError> {
         self.writer
             .submit(move |conn| {
-                let org = w.org_uuid.to_string();
-                let live = row(conn, &webhooks::COUNT_LIVE, [&org], |r| r.count(0))?;
-                if live.unwrap_or(0) >= max_per_org {
-                    return Err(StoreError::LimitReached);
+                if limit.applies_to(&w) {
+                    let live = row(
+                        conn,
+                        &webhooks::COUNT_LIVE,
+                        rusqlite::params![w.org_uuid.to_string(), limit.account_level_counts],
+                        |r| r.count(0),
+                    )?;
+                    if live.unwrap_or(0) >= limit.max_per_org {
+                        return Err(StoreError::LimitReached);
+                    }
                 }
                 row_or(
                     conn,
@@ -426,6 +436,19 @@ impl Webhooks for SqliteStore {
                     unique_as(WEBHOOK_URL_RULE),
                 )?
                 .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))
+            })
+            .await
+    }
+
+    async fn account_webhook(&self, account: Uuid) -> Result<Option<Webhook>, StoreError> {
+        self.readers
+            .read(move |conn| {
+                row(
+                    conn,
+                    &webhooks::BY_OWNER,
+                    [account.to_string()],
+                    webhooks::decode,
+                )
             })
             .await
     }

@@ -27,6 +27,7 @@ macro_rules! conformance_suite {
             recovering_leases_frees_every_lease,
             a_webhook_without_its_own_cap_follows_the_default,
             a_scoped_webhook_hears_only_its_accounts,
+            account_level_webhooks_are_one_per_account_outside_the_limit,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -81,6 +82,7 @@ fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
         ordering: Ordering::None,
         max_in_flight: None,
         account_uuids: vec![],
+        owner_account: None,
         created_at: 3_000,
     }
 }
@@ -169,7 +171,10 @@ pub async fn webhook_crud_is_scoped_to_its_org(store: Arc<dyn Store>) {
     let a = seed_org(&*store, "a").await;
     let b = seed_org(&*store, "b").await;
     let w = store
-        .insert_webhook(new_webhook(a.uuid, "https://example.com/a"), 5)
+        .insert_webhook(
+            new_webhook(a.uuid, "https://example.com/a"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     assert_eq!(w.created_at, 3_000);
@@ -218,7 +223,7 @@ pub async fn webhook_limit_holds_under_concurrency(store: Arc<dyn Store>) {
                 store
                     .insert_webhook(
                         new_webhook(org.uuid, &format!("https://example.com/{i}")),
-                        5,
+                        WebhookLimit::org_level(5),
                     )
                     .await
             })
@@ -241,19 +246,24 @@ pub async fn webhook_url_is_unique_among_live_webhooks(store: Arc<dyn Store>) {
     let b = seed_org(&*store, "b").await;
     let url = "https://example.com/same";
     let w = store
-        .insert_webhook(new_webhook(a.uuid, url), 5)
+        .insert_webhook(new_webhook(a.uuid, url), WebhookLimit::org_level(5))
         .await
         .unwrap();
     assert!(matches!(
-        store.insert_webhook(new_webhook(a.uuid, url), 5).await,
+        store
+            .insert_webhook(new_webhook(a.uuid, url), WebhookLimit::org_level(5))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .insert_webhook(new_webhook(b.uuid, url), 5)
+        .insert_webhook(new_webhook(b.uuid, url), WebhookLimit::org_level(5))
         .await
         .unwrap();
     let other = store
-        .insert_webhook(new_webhook(a.uuid, "https://example.com/other"), 5)
+        .insert_webhook(
+            new_webhook(a.uuid, "https://example.com/other"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     let patch = WebhookPatch {
@@ -267,7 +277,7 @@ pub async fn webhook_url_is_unique_among_live_webhooks(store: Arc<dyn Store>) {
     ));
     store.delete_webhook(a.uuid, w.uuid, 10).await.unwrap();
     store
-        .insert_webhook(new_webhook(a.uuid, url), 5)
+        .insert_webhook(new_webhook(a.uuid, url), WebhookLimit::org_level(5))
         .await
         .unwrap();
 }
@@ -275,7 +285,10 @@ pub async fn webhook_url_is_unique_among_live_webhooks(store: Arc<dyn Store>) {
 pub async fn reactivation_clears_disabled_fields(store: Arc<dyn Store>) {
     let org = seed_org(&*store, "a").await;
     let w = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/x"), 5)
+        .insert_webhook(
+            new_webhook(org.uuid, "https://example.com/x"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     let off = WebhookPatch {
@@ -323,12 +336,18 @@ pub async fn batches_fan_out_and_keep_book_order(store: Arc<dyn Store>) {
     let org = seed_org(&*store, "a").await;
     let account = seed_account(&*store, org.uuid, Role::Manager).await;
     let plain = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/plain"), 5)
+        .insert_webhook(
+            new_webhook(org.uuid, "https://example.com/plain"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     let mut ordered = new_webhook(org.uuid, "https://example.com/ordered");
     ordered.ordering = Ordering::PerBook;
-    let ordered = store.insert_webhook(ordered, 5).await.unwrap();
+    let ordered = store
+        .insert_webhook(ordered, WebhookLimit::org_level(5))
+        .await
+        .unwrap();
     let (e1, e2, e3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let batch = vec![
         event(account.uuid, e1, "book-x", "{\"n\":1}"),
@@ -419,7 +438,10 @@ async fn two_leased_deliveries(store: &dyn Store, until: i64) -> (Org, Webhook, 
     let org = seed_org(store, "a").await;
     let account = seed_account(store, org.uuid, Role::Manager).await;
     let hook = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/h"), 5)
+        .insert_webhook(
+            new_webhook(org.uuid, "https://example.com/h"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     let events = vec![
@@ -584,7 +606,10 @@ async fn pending_deliveries(store: &dyn Store, books: &[&str], at: i64) -> (Webh
     let org = seed_org(store, "a").await;
     let account = seed_account(store, org.uuid, Role::Manager).await;
     let hook = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/q"), 5)
+        .insert_webhook(
+            new_webhook(org.uuid, "https://example.com/q"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     let mut events = Vec::new();
@@ -1065,10 +1090,16 @@ pub async fn a_scoped_webhook_hears_only_its_accounts(store: Arc<dyn Store>) {
     let b = seed_account(&*store, org.uuid, Role::Member).await;
     let mut scoped = new_webhook(org.uuid, "https://example.com/scoped");
     scoped.account_uuids = vec![a.uuid];
-    let scoped = store.insert_webhook(scoped, 5).await.unwrap();
+    let scoped = store
+        .insert_webhook(scoped, WebhookLimit::org_level(5))
+        .await
+        .unwrap();
     assert_eq!(scoped.account_uuids, vec![a.uuid]);
     let everyone = store
-        .insert_webhook(new_webhook(org.uuid, "https://example.com/all"), 5)
+        .insert_webhook(
+            new_webhook(org.uuid, "https://example.com/all"),
+            WebhookLimit::org_level(5),
+        )
         .await
         .unwrap();
     assert!(everyone.account_uuids.is_empty());
@@ -1123,4 +1154,65 @@ pub async fn a_scoped_webhook_hears_only_its_accounts(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(later[0].as_ref().unwrap().delivery_count, 2);
+}
+
+/// Ocrolus's account-level webhooks: one per account; several accounts may
+/// share a URL with each other and with an org-level webhook; they do not
+/// count toward the org's limit unless the limit says so.
+pub async fn account_level_webhooks_are_one_per_account_outside_the_limit(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "o").await;
+    let first = seed_account(&*store, org.uuid, Role::Manager).await;
+    let second = seed_account(&*store, org.uuid, Role::Manager).await;
+    let url = "https://example.com/shared";
+    let limit = WebhookLimit::org_level(1);
+    store
+        .insert_webhook(new_webhook(org.uuid, url), limit)
+        .await
+        .unwrap();
+    let legacy = |account: Uuid| NewWebhook {
+        owner_account: Some(account),
+        account_uuids: vec![account],
+        ..new_webhook(org.uuid, url)
+    };
+    let mine = store
+        .insert_webhook(legacy(first.uuid), limit)
+        .await
+        .unwrap();
+    assert_eq!(mine.owner_account, Some(first.uuid));
+    store
+        .insert_webhook(legacy(second.uuid), limit)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.insert_webhook(legacy(first.uuid), limit).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one per account"
+    );
+    assert_eq!(
+        store.account_webhook(first.uuid).await.unwrap(),
+        Some(mine.clone())
+    );
+    let counted = WebhookLimit {
+        max_per_org: 3,
+        account_level_counts: true,
+    };
+    let third = seed_account(&*store, org.uuid, Role::Manager).await;
+    assert!(
+        matches!(
+            store.insert_webhook(legacy(third.uuid), counted).await,
+            Err(StoreError::LimitReached)
+        ),
+        "1 org-level + 2 account-level reach a counted limit of 3"
+    );
+    store
+        .delete_webhook(org.uuid, mine.uuid, 4_000)
+        .await
+        .unwrap();
+    assert_eq!(store.account_webhook(first.uuid).await.unwrap(), None);
+    store
+        .insert_webhook(legacy(first.uuid), limit)
+        .await
+        .unwrap();
 }
