@@ -387,6 +387,13 @@ pub async fn update_webhook(
     }
     let current = load(&state, caller.org_uuid, id).await?;
     let change = input.webhook.unwrap_or_default();
+    if current.owner_account.is_some() && change.account_uuids.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AccountScope,
+            "webhook.account_uuids: an account-level webhook hears only the account that \
+             registered it",
+        ));
+    }
     let url = change
         .url
         .as_deref()
@@ -667,6 +674,10 @@ pub struct WebhookView {
     pub max_in_flight: u32,
     /// The accounts whose events it receives; empty: every account.
     pub account_uuids: Vec<Uuid>,
+    /// Only on an account-level webhook (Ocrolus's older API): the account
+    /// that registered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_account_uuid: Option<Uuid>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
 }
@@ -685,6 +696,7 @@ impl WebhookView {
             ordering: w.ordering.as_str().to_owned(),
             max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
             account_uuids: w.account_uuids.clone(),
+            owner_account_uuid: w.owner_account,
             disabled_reason: w.disabled_reason.clone(),
             disabled_at: w.disabled_at.map(format_ms),
         }

@@ -207,6 +207,28 @@ async fn the_account_level_api_registers_tests_and_delivers_only_its_accounts_ev
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    // The org admin sees it among the org's webhooks, and cannot widen it.
+    let (_, list) = app.get(&format!("{SETTINGS}/webhooks"), &t.token).await;
+    let id = list["response"]["webhooks"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, shown) = app.get(&format!("{SETTINGS}/webhook/{id}"), &t.token).await;
+    assert_eq!(shown["response"]["owner_account_uuid"], json!(t.account));
+    assert_eq!(shown["response"]["account_uuids"], json!([t.account]));
+    let widen = app
+        .post(
+            &format!("{SETTINGS}/webhook/{id}/update"),
+            &t.token,
+            json!({"webhook": {"account_uuids": []}}),
+        )
+        .await;
+    assert_error(
+        &widen,
+        400,
+        2060,
+        "webhook.account_uuids: an account-level webhook hears only the account that registered it",
+    );
     // Five org-level webhooks still fit beside them.
     for i in 0..5 {
         app.add_webhook(
