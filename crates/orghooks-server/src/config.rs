@@ -26,6 +26,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub security: SecurityConfig,
     pub catalog: CatalogConfig,
+    pub dashboard: DashboardConfig,
     pub log: LogConfig,
 }
 
@@ -188,6 +189,12 @@ pub struct CatalogConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    pub session_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
@@ -296,6 +303,9 @@ impl Config {
         }
         if self.auth.token_ttl_secs == 0 {
             return invalid("auth.token_ttl_secs must be at least 1");
+        }
+        if self.dashboard.session_ttl_secs == 0 {
+            return invalid("dashboard.session_ttl_secs must be at least 1");
         }
         if self.auth.rate_limit_burst == 0 || self.auth.rate_limit_per_minute == 0 {
             return invalid(

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod data_dir;
 pub mod delivery;
 pub mod http;

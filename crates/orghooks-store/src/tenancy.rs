@@ -36,6 +36,8 @@ pub trait Tenancy: Send + Sync {
     /// The grant behind a token hash, read fresh on every call so that a
     /// disabled account or an expired token is refused at once.
     async fn token_grant(&self, token_hash: Vec<u8>) -> Result<Option<TokenGrant>, StoreError>;
+    /// Ends a token at once (a dashboard sign-out); an unknown one is fine.
+    async fn delete_token(&self, token_hash: Vec<u8>) -> Result<(), StoreError>;
 
     async fn create_publisher_token(
         &self,
@@ -110,6 +112,7 @@ pub(crate) static PURGE_EXPIRED_TOKENS: Sql = Sql::new(
 pub(crate) static INSERT_TOKEN: Sql = Sql::new(
     "INSERT INTO tokens (hash, account_uuid, created_at, expires_at) VALUES ($1, $2, $3, $4)",
 );
+pub(crate) static DELETE_TOKEN: Sql = Sql::new("DELETE FROM tokens WHERE hash = $1");
 pub(crate) static TOKEN_GRANT: Sql = Sql::new(
     "SELECT a.uuid, a.org_uuid, a.name, a.role, a.client_id, a.disabled_at, a.created_at, \
      t.expires_at FROM tokens t JOIN accounts a ON a.uuid = t.account_uuid WHERE t.hash = $1",

@@ -285,7 +285,10 @@ pub fn router(state: AppState) -> axum::Router {
     } else {
         operations_routes()
     };
-    let (router, api) = routes.split_for_parts();
+    let (mut router, api) = routes.split_for_parts();
+    if state.config().node.role.serves_api() {
+        router = router.merge(crate::dashboard::router());
+    }
     let doc = OpenApiJson(Arc::new(render_openapi(
         &api,
         state.catalog(),

@@ -159,7 +159,8 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         (None, Some(id), Some(secret)) => (id, secret),
         _ => return invalid_request("client_id and client_secret are required"),
     };
-    match issue(&state, &client_id, &client_secret).await {
+    let ttl = state.config().auth.token_ttl_secs;
+    match issue_for(&state, &client_id, &client_secret, ttl).await {
         Ok(Some(token)) => {
             let mut response = axum::Json(token).into_response();
             response
@@ -172,10 +173,14 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-async fn issue(
+/// An access token for these client credentials, living `ttl` seconds;
+/// `None` for unknown credentials or a disabled account (the API and the
+/// dashboard's sign-in).
+pub(crate) async fn issue_for(
     state: &AppState,
     client_id: &str,
     client_secret: &str,
+    ttl: u64,
 ) -> Result<Option<TokenResponse>, ApiError> {
     let Some(creds) = state.store().account_by_client_id(client_id).await? else {
         return Ok(None);
@@ -185,7 +190,6 @@ async fn issue(
     if !matches || creds.account.disabled_at.is_some() {
         return Ok(None);
     }
-    let ttl = state.config().auth.token_ttl_secs;
     let token = credentials::new_access_token();
     let now = state.now_ms();
     state

@@ -212,9 +212,22 @@ pub async fn add_webhook(
 ) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
     check_body(&body)?;
     let input: AddWebhookBody = parse_fields(body)?;
+    let webhook = add(&state, &caller, input).await?;
+    Ok(ok(WebhookView::new(
+        &webhook,
+        state.config().delivery.default_max_in_flight,
+    )))
+}
+
+/// Adds a webhook to `caller`'s organization (the API and the dashboard).
+pub(crate) async fn add(
+    state: &AppState,
+    caller: &orghooks_store::Account,
+    input: AddWebhookBody,
+) -> Result<Webhook, ApiError> {
     let w = input.webhook;
     let url = WebhookUrl::parse(&w.url, state.policy())?;
-    check_resolution(&state, &url).await?;
+    check_resolution(state, &url).await?;
     let description = w
         .description
         .as_deref()
@@ -223,7 +236,7 @@ pub async fn add_webhook(
     let event_names = parse_event_names(&input.event_names, state.catalog())?;
     let max_in_flight = w.max_in_flight.map(parse_max_in_flight).transpose()?;
     let account_uuids = match &w.account_uuids {
-        Some(list) => parse_accounts(&state, caller.org_uuid, list).await?,
+        Some(list) => parse_accounts(state, caller.org_uuid, list).await?,
         None => Vec::new(),
     };
     let max = state.config().webhooks.max_per_org;
@@ -249,10 +262,7 @@ pub async fn add_webhook(
         .await
         .map_err(|e| store_error(e, id, Some(&url), max))?;
     tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %caller.org_uuid, url = %url, "webhook added");
-    Ok(ok(WebhookView::new(
-        &webhook,
-        state.config().delivery.default_max_in_flight,
-    )))
+    Ok(webhook)
 }
 
 /// Most accounts one webhook may be scoped to.

@@ -2,6 +2,8 @@
 //! SQLite file, driven over HTTP.
 
 mod auth;
+mod browser;
+mod dashboard;
 mod delivery;
 mod edge;
 mod helpers;

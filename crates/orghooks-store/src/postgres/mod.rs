@@ -265,6 +265,12 @@ impl Tenancy for PgStore {
         .await
     }
 
+    async fn delete_token(&self, hash: Vec<u8>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(&client, &tenancy::DELETE_TOKEN, &[&hash]).await?;
+        Ok(())
+    }
+
     async fn insert_token(&self, t: NewToken) -> Result<(), StoreError> {
         let client = self.client().await?;
         exec(&client, &tenancy::PURGE_EXPIRED_TOKENS, &[&t.created_at]).await?;

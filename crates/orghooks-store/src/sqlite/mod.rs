@@ -304,6 +304,15 @@ impl Tenancy for SqliteStore {
             .await
     }
 
+    async fn delete_token(&self, hash: Vec<u8>) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| {
+                exec(conn, &tenancy::DELETE_TOKEN, [hash])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn insert_token(&self, t: NewToken) -> Result<(), StoreError> {
         self.writer
             .submit(move |conn| {

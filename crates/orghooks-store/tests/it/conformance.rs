@@ -165,6 +165,9 @@ pub async fn token_grants_follow_the_account(store: Arc<dyn Store>) {
         Some(15),
         "a grant shows the account as it is now"
     );
+    store.delete_token(vec![9; 32]).await.unwrap();
+    assert!(store.token_grant(vec![9; 32]).await.unwrap().is_none());
+    store.delete_token(vec![9; 32]).await.unwrap();
 }
 
 pub async fn webhook_crud_is_scoped_to_its_org(store: Arc<dyn Store>) {

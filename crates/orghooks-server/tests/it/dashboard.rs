@@ -1,0 +1,360 @@
+//! The dashboard in a real browser (headless Chromium over WebDriver)
+//! against the real server, asserting what a person sees; and its security
+//! rules over plain HTTP: sessions, CSRF, roles, tenancy, secrets.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::browser::Browser;
+use crate::helpers::{Tenant, TestApp, spawn_app};
+
+/// Signs in through the form in the browser.
+async fn sign_in(browser: &Browser, app: &TestApp, t: &Tenant) {
+    browser.goto(&format!("{}/dashboard/login", app.base)).await;
+    browser.fill("#client_id", &t.client_id).await;
+    browser.fill("#client_secret", &t.client_secret).await;
+    browser.click("button[type=submit]").await;
+    browser.expect_path("/dashboard/webhooks").await;
+}
+
+#[tokio::test]
+async fn an_admin_signs_in_adds_a_webhook_sees_errors_by_their_field_and_signs_out() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let Some(browser) = Browser::start("admin", 1280).await else {
+        return;
+    };
+    browser.goto(&format!("{}/dashboard", app.base)).await;
+    browser.expect_path("/dashboard/login").await; // signed out: sign in first
+    browser.shot("login").await;
+
+    browser.fill("#client_id", &t.client_id).await;
+    browser.fill("#client_secret", "not-the-secret").await;
+    browser.click("button[type=submit]").await;
+    assert!(
+        browser
+            .text_of("#login-error")
+            .await
+            .starts_with("Sign-in failed"),
+        "{}",
+        browser.text().await
+    );
+    browser.shot("login-failed").await;
+
+    sign_in(&browser, &app, &t).await;
+    assert_eq!(browser.text_of("#limit").await, "0 of 5 webhooks");
+    assert!(browser.text().await.contains("No webhooks yet."));
+    browser.shot("webhooks-empty").await;
+
+    browser.click("a.button").await;
+    browser.expect_path("/dashboard/webhooks/new").await;
+    browser.shot("add").await;
+    // No event chosen: the API's message, next to the events.
+    browser
+        .fill("#url", "https://receiver.example.com/hooks")
+        .await;
+    browser.fill("#description", "ab").await;
+    browser.click("form.card button[type=submit]").await;
+    assert_eq!(
+        browser.text_of("#description-error").await,
+        "description: length of value must be at least 3"
+    );
+    assert_eq!(
+        browser
+            .source()
+            .await
+            .matches("https://receiver.example.com/hooks")
+            .count(),
+        1,
+        "what was typed is kept"
+    );
+    browser.shot("add-error").await;
+    browser.fill("#description", "Main receiver").await;
+    browser.click("form.card button[type=submit]").await;
+    assert_eq!(
+        browser.text_of("#event_names-error").await,
+        "event_names: at least one event name is required"
+    );
+    browser.click("#event-book\\.verified").await;
+    browser.click("form.card button[type=submit]").await;
+    browser.text_of("dl.details").await; // the new webhook's page
+    let page = browser.text().await;
+    assert!(
+        page.contains("https://receiver.example.com/hooks"),
+        "{page}"
+    );
+    assert!(page.contains("Events: book.verified"), "{page}");
+    assert!(page.contains("Active"), "{page}");
+    browser.shot("webhook").await;
+
+    browser
+        .goto(&format!("{}/dashboard/webhooks", app.base))
+        .await;
+    assert_eq!(browser.text_of("#limit").await, "1 of 5 webhooks");
+    assert!(browser.text().await.contains("Main receiver"));
+    browser.shot("webhooks").await;
+
+    browser.click("button.link").await; // Sign out
+    browser.expect_path("/dashboard/login").await;
+    browser
+        .goto(&format!("{}/dashboard/webhooks", app.base))
+        .await;
+    browser.expect_path("/dashboard/login").await; // the session is over
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_phone_width_page_keeps_a_long_url_and_description_inside_it() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let long_url = format!("https://receiver.example.com/{}", "a".repeat(1950));
+    app.post(
+        "/v1/account/settings/webhook",
+        &t.token,
+        json!({"webhook": {"url": long_url, "description": "d".repeat(255)}, "event_names": ["book.verified"]}),
+    )
+    .await;
+    let Some(browser) = Browser::start("phone", 390).await else {
+        return;
+    };
+    sign_in(&browser, &app, &t).await;
+    let overflow: bool = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(!overflow, "nothing is wider than the phone's screen");
+    browser.shot("webhooks-phone").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn another_orgs_webhook_is_not_found_and_members_cannot_add() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let stranger = app.tenant().await;
+    let theirs = app
+        .add_webhook(
+            &stranger.token,
+            "https://their.example.com/",
+            &["book.verified"],
+        )
+        .await;
+    let member = app.account(t.org, orghooks_store::Role::Member).await;
+    let Some(browser) = Browser::start("member", 1280).await else {
+        return;
+    };
+    sign_in(&browser, &app, &member).await;
+    assert!(browser.text().await.contains("member (read-only)"));
+    assert!(
+        !browser.has("a.button").await,
+        "no Add webhook for a member"
+    );
+    browser
+        .goto(&format!("{}/dashboard/webhooks/{theirs}", app.base))
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("No such webhook in your organization.")
+    );
+    assert!(!browser.text().await.contains("their.example.com"));
+    browser.shot("not-found").await;
+    browser
+        .goto(&format!("{}/dashboard/webhooks/new", app.base))
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("it may look, not add webhooks")
+    );
+    browser.shot("member-refused").await;
+    browser.close().await;
+}
+
+/// A client that keeps no cookies and follows no redirects: what each
+/// answer really is.
+fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in over HTTP; answers the session cookie and the page's CSRF token.
+async fn session(app: &TestApp, t: &Tenant) -> (String, String) {
+    let client = plain();
+    let resp = client
+        .post(format!("{}/dashboard/login", app.base))
+        .form(&[
+            ("client_id", &t.client_id),
+            ("client_secret", &t.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/dashboard",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(format!("{}/dashboard/webhooks", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries a CSRF token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn changes_need_the_csrf_token_and_the_manager_role() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let member = app.account(t.org, orghooks_store::Role::Member).await;
+    let client = plain();
+    let add = |cookie: String, csrf: Option<String>| {
+        let client = client.clone();
+        let url = format!("{}/dashboard/webhooks/new", app.base);
+        async move {
+            let mut form = vec![
+                ("url", "https://receiver.example.com/csrf".to_owned()),
+                ("event_names", "book.verified".to_owned()),
+                ("signature_scheme", "ocrolus".to_owned()),
+                ("ordering", "none".to_owned()),
+            ];
+            if let Some(csrf) = csrf {
+                form.push(("csrf", csrf));
+            }
+            let resp = client
+                .post(url)
+                .header(COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (cookie, csrf) = session(&app, &t).await;
+    let (status, page) = add(cookie.clone(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("CSRF check failed"), "{page}");
+    let (status, _) = add(cookie.clone(), Some("0".repeat(32))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong token is no token");
+    let (member_cookie, member_csrf) = session(&app, &member).await;
+    let (status, page) = add(member_cookie, Some(member_csrf)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("member role"), "{page}");
+    let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
+    assert_eq!(list["response"]["webhooks"], json!([]), "nothing was added");
+    let (status, _) = add(cookie.clone(), Some(csrf.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "with its token the same form works"
+    );
+
+    // Signing out ends the token itself: a copied cookie is worthless.
+    let out = client
+        .post(format!("{}/dashboard/logout", app.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = client
+        .get(format!("{}/dashboard/webhooks", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    assert_eq!(after.headers()[LOCATION], "/dashboard/login");
+}
+
+#[tokio::test]
+async fn no_password_or_secret_is_ever_rendered() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let id = app
+        .add_webhook(
+            &t.token,
+            "https://user:hunter2-password@receiver.example.com/",
+            &["book.verified"],
+        )
+        .await;
+    let secret = "a-signing-secret-of-32-characters";
+    let (status, _) = app
+        .post(
+            &format!("/v1/account/settings/webhook/{id}/rotate-secret"),
+            &t.token,
+            json!({"secret_key": secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (cookie, _) = session(&app, &t).await;
+    for path in [
+        "/dashboard/webhooks".to_owned(),
+        format!("/dashboard/webhooks/{id}"),
+    ] {
+        let page = plain()
+            .get(format!("{}{path}", app.base))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("user:****@receiver.example.com"),
+            "{path}: {page}"
+        );
+        assert!(!page.contains("hunter2"), "{path}");
+        assert!(!page.contains(secret), "{path}");
+        assert!(!page.contains(&t.client_secret), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn pages_forbid_framing_and_foreign_scripts() {
+    let app = spawn_app().await;
+    let resp = plain()
+        .get(format!("{}/dashboard/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+}
