@@ -29,6 +29,7 @@ use crate::state::AppState;
 
 const COOKIE_NAME: &str = "orghooks_session";
 const STYLESHEET: &str = include_str!("app.css");
+const SCRIPT: &str = include_str!("app.js");
 
 /// Every dashboard route.
 pub fn router() -> Router<AppState> {
@@ -46,6 +47,23 @@ pub fn router() -> Router<AppState> {
             get(webhooks::new_page).post(webhooks::create),
         )
         .route("/dashboard/webhooks/{webhook_uuid}", get(webhooks::show))
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/edit",
+            get(webhooks::edit_page).post(webhooks::save),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/active",
+            post(webhooks::set_active),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/delete",
+            get(webhooks::delete_page).post(webhooks::remove),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/secret",
+            post(webhooks::set_secret),
+        )
+        .route("/dashboard/assets/app.js", get(script))
         .fallback(|| async { pages::not_found("No such page.") })
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -57,7 +75,8 @@ async fn security_headers(mut response: Response) -> Response {
     for (name, value) in [
         (
             "content-security-policy",
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+             form-action 'self'; \
              frame-ancestors 'none'; base-uri 'none'",
         ),
         ("x-content-type-options", "nosniff"),
@@ -70,6 +89,17 @@ async fn security_headers(mut response: Response) -> Response {
         .entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+async fn script() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -17,6 +17,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · orghooks" }
                 link rel="stylesheet" href="/dashboard/assets/app.css";
+                script src="/dashboard/assets/app.js" defer {}
             }
             body {
                 header.bar {

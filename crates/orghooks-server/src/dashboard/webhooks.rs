@@ -16,7 +16,9 @@ use super::pages::{self, page};
 use super::{Session, redirect, refusal};
 use crate::http::error::ApiError;
 use crate::http::views::masked_url;
-use crate::http::webhooks::{AddWebhookBody, WebhookInput, add};
+use crate::http::webhooks::{
+    AddWebhookBody, UpdateWebhookBody, WebhookChange, WebhookInput, add, delete, rotate, update,
+};
 use crate::state::AppState;
 
 /// The organization's webhooks, with how many more it may have.
@@ -75,33 +77,88 @@ fn summary(w: &Webhook) -> Markup {
     }
 }
 
+/// Why a webhook page cannot be shown.
+enum Unavailable {
+    /// Not in the caller's organization (or no such webhook at all).
+    NotFound,
+    Failed(String),
+}
+
+impl IntoResponse for Unavailable {
+    fn into_response(self) -> Response {
+        match self {
+            Self::NotFound => pages::not_found("No such webhook in your organization."),
+            Self::Failed(why) => pages::failure(&why),
+        }
+    }
+}
+
+/// The webhook at `raw` in the session's organization.
+async fn webhook_of(
+    state: &AppState,
+    session: &Session,
+    raw: &str,
+) -> Result<Webhook, Unavailable> {
+    let id = Uuid::parse_str(raw).map_err(|_| Unavailable::NotFound)?;
+    match state
+        .store()
+        .get_webhook(session.account.org_uuid, id)
+        .await
+    {
+        Ok(w) => Ok(w),
+        Err(StoreError::NotFound) => Err(Unavailable::NotFound),
+        Err(e) => Err(Unavailable::Failed(e.to_string())),
+    }
+}
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 /// One webhook, or the not-found page (another organization's included).
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
 ) -> Response {
-    let Ok(id) = Uuid::parse_str(&raw) else {
-        return pages::not_found("No such webhook in your organization.");
-    };
-    let w = match state
-        .store()
-        .get_webhook(session.account.org_uuid, id)
-        .await
-    {
-        Ok(w) => w,
-        Err(StoreError::NotFound) => {
-            return pages::not_found("No such webhook in your organization.");
-        }
-        Err(e) => return pages::failure(&e.to_string()),
-    };
+    match webhook_of(&state, &session, &raw).await {
+        Ok(w) => detail_page(&state, &session, &w, None, None),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A webhook's page: its settings and, for managers, what may be done to
+/// it. `secret` is a generated secret to show this once; `error` a refused
+/// secret.
+fn detail_page(
+    state: &AppState,
+    session: &Session,
+    w: &Webhook,
+    secret: Option<&str>,
+    error: Option<&str>,
+) -> Response {
     let default_cap = state.config().delivery.default_max_in_flight;
+    let base = format!("/dashboard/webhooks/{}", w.uuid);
     page(
         "Webhook",
-        Some(&session),
+        Some(session),
         html! {
             p { a href="/dashboard/webhooks" { "← All webhooks" } }
-            div.card { (summary(&w)) }
+            div.card { (summary(w)) }
+            @if let Some(secret) = secret {
+                div.card.notice role="status" {
+                    p { strong { "Your new signing secret. Copy it now: it is never shown again." } }
+                    p { code id="new-secret" { (secret) } }
+                    button type="button" data-copy="#new-secret" { "Copy" }
+                }
+            }
             dl.details {
                 dt { "Created" } dd { (format_ms(w.created_at)) }
                 dt { "Last modified" } dd { (format_ms(w.updated_at)) }
@@ -114,14 +171,208 @@ pub async fn show(
                     @else { (w.account_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")) }
                 }
             }
+            @if session.can_change() {
+                div.actions {
+                    a.button href={ (base) "/edit" } { "Edit" }
+                    form method="post" action={ (base) "/active" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        input type="hidden" name="active" value=(!w.is_active);
+                        button type="submit" id="toggle" {
+                            @if w.is_active { "Deactivate" } @else { "Activate" }
+                        }
+                    }
+                    a.button.danger href={ (base) "/delete" } { "Delete…" }
+                }
+                form.card method="post" action={ (base) "/secret" } {
+                    h2 { "Signing secret" }
+                    label for="secret_scheme" { "Signature scheme" }
+                    select id="secret_scheme" name="signature_scheme" {
+                        option value="ocrolus" selected[w.signature_scheme.as_str() == "ocrolus"] { "Ocrolus (16 to 128 characters)" }
+                        option value="standard-webhooks" selected[w.signature_scheme.as_str() == "standard-webhooks"] { "Standard Webhooks (whsec_…, or leave empty to generate one)" }
+                    }
+                    label for="secret_key" { "New secret" }
+                    input id="secret_key" name="secret_key" type="password" autocomplete="off"
+                        maxlength="128" aria-describedby="secret_key-error";
+                    @if let Some(error) = error {
+                        p.error role="alert" id="secret_key-error" { (error) }
+                    }
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button type="submit" { "Set secret" }
+                }
+            }
         },
     )
     .into_response()
 }
 
-/// What the add form holds, to show it again with its errors.
+pub async fn edit_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Response {
+    if !session.can_change() {
+        return pages::refused("Your account has the member role: it may look, not change.");
+    }
+    match webhook_of(&state, &session, &raw).await {
+        Ok(w) => form_page(&state, &session, &WebhookForm::of(&w), None, Some(&w)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn save(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(refused) = refusal(&session, &pairs, true) {
+        return refused;
+    }
+    let current = match webhook_of(&state, &session, &raw).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let form = WebhookForm::read(&pairs);
+    let result = match form.update(&current) {
+        Ok(body) => update(&state, &session.account, current.uuid, body)
+            .await
+            .map_err(|e| (field_of(&e), e.message)),
+        Err((field, message)) => Err((Some(field), message)),
+    };
+    match result {
+        Ok(w) => redirect(&format!("/dashboard/webhooks/{}", w.uuid)),
+        Err(error) => {
+            let mut response =
+                form_page(&state, &session, &form, Some(error), Some(&current)).await;
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+    }
+}
+
+/// Activates or deactivates (form field `active`).
+pub async fn set_active(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(refused) = refusal(&session, &pairs, true) {
+        return refused;
+    }
+    let current = match webhook_of(&state, &session, &raw).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let change = UpdateWebhookBody {
+        webhook: Some(WebhookChange {
+            is_active: Some(field(&pairs, "active") == "true"),
+            ..WebhookChange::default()
+        }),
+        event_names: None,
+    };
+    match update(&state, &session.account, current.uuid, change).await {
+        Ok(w) => redirect(&format!("/dashboard/webhooks/{}", w.uuid)),
+        Err(e) => pages::failure(&e.message),
+    }
+}
+
+/// Asks before deleting.
+pub async fn delete_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+) -> Response {
+    if !session.can_change() {
+        return pages::refused("Your account has the member role: it may look, not change.");
+    }
+    let w = match webhook_of(&state, &session, &raw).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    page(
+        "Delete webhook",
+        Some(&session),
+        html! {
+            h1 { "Delete this webhook?" }
+            p.url { (masked_url(&w)) }
+            p { "Its waiting deliveries are cancelled. This cannot be undone." }
+            form method="post" action={ "/dashboard/webhooks/" (w.uuid) "/delete" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.danger type="submit" id="confirm-delete" { "Delete webhook" }
+                " "
+                a href={ "/dashboard/webhooks/" (w.uuid) } { "Keep it" }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(refused) = refusal(&session, &pairs, true) {
+        return refused;
+    }
+    let w = match webhook_of(&state, &session, &raw).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    match delete(&state, w.org_uuid, w.uuid).await {
+        Ok(()) => redirect("/dashboard/webhooks"),
+        Err(e) => pages::failure(&e.message),
+    }
+}
+
+/// Sets or rotates the signing secret; a generated one is shown this once.
+pub async fn set_secret(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(refused) = refusal(&session, &pairs, true) {
+        return refused;
+    }
+    let w = match webhook_of(&state, &session, &raw).await {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let mut request = serde_json::Map::new();
+    let key = field(&pairs, "secret_key");
+    if !key.is_empty() {
+        request.insert("secret_key".into(), key.into());
+    }
+    let scheme = field(&pairs, "signature_scheme");
+    if !scheme.is_empty() && scheme != w.signature_scheme.as_str() {
+        request.insert("signature_scheme".into(), scheme.into());
+    }
+    match rotate(&state, w.clone(), request).await {
+        Ok(answer) => {
+            let generated = answer.0.response.secret_key.clone();
+            match webhook_of(&state, &session, &raw).await {
+                Ok(now) => detail_page(&state, &session, &now, generated.as_deref(), None),
+                Err(e) => e.into_response(),
+            }
+        }
+        Err(e) => {
+            let mut response = detail_page(&state, &session, &w, None, Some(&e.message));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+    }
+}
+
+/// What the add and edit forms hold, to show them again with their errors.
 #[derive(Default)]
-struct AddForm {
+struct WebhookForm {
     url: String,
     description: String,
     events: Vec<String>,
@@ -132,7 +383,7 @@ struct AddForm {
     active: bool,
 }
 
-impl AddForm {
+impl WebhookForm {
     fn read(pairs: &[(String, String)]) -> Self {
         let one = |name: &str| {
             pairs
@@ -158,6 +409,41 @@ impl AddForm {
             accounts: all("account_uuids"),
             active: one("is_active") == "on",
         }
+    }
+
+    /// The edit form of `w`, as it is now (its URL's password masked).
+    fn of(w: &Webhook) -> Self {
+        Self {
+            url: masked_url(w),
+            description: w.description.clone().unwrap_or_default(),
+            events: w.event_names.clone(),
+            signature_scheme: w.signature_scheme.as_str().to_owned(),
+            ordering: w.ordering.as_str().to_owned(),
+            max_in_flight: w.max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
+            accounts: w.account_uuids.iter().map(Uuid::to_string).collect(),
+            active: w.is_active,
+        }
+    }
+
+    /// The API's update of `current`: only what the form changed of the URL
+    /// (its masked form means "keep it") and of the signature scheme.
+    fn update(&self, current: &Webhook) -> Result<UpdateWebhookBody, (&'static str, String)> {
+        let add = self.body()?;
+        let w = add.webhook;
+        Ok(UpdateWebhookBody {
+            webhook: Some(WebhookChange {
+                url: Some(w.url).filter(|u| *u != masked_url(current)),
+                description: w.description,
+                is_active: w.is_active,
+                signature_scheme: w
+                    .signature_scheme
+                    .filter(|s| *s != current.signature_scheme),
+                ordering: w.ordering,
+                max_in_flight: w.max_in_flight,
+                account_uuids: w.account_uuids.filter(|_| current.owner_account.is_none()),
+            }),
+            event_names: Some(add.event_names),
+        })
     }
 
     /// The API's body; a value the form cannot turn into one is named.
@@ -216,13 +502,13 @@ pub async fn new_page(State(state): State<AppState>, session: Session) -> Respon
     if !session.can_change() {
         return pages::refused("Your account has the member role: it may look, not add webhooks.");
     }
-    let form = AddForm {
+    let form = WebhookForm {
         active: true,
         signature_scheme: "ocrolus".into(),
         ordering: "none".into(),
-        ..AddForm::default()
+        ..WebhookForm::default()
     };
-    add_page(&state, &session, &form, None).await
+    form_page(&state, &session, &form, None, None).await
 }
 
 pub async fn create(
@@ -234,7 +520,7 @@ pub async fn create(
     if let Some(refused) = refusal(&session, &pairs, true) {
         return refused;
     }
-    let form = AddForm::read(&pairs);
+    let form = WebhookForm::read(&pairs);
     let result = match form.body() {
         Ok(body) => add(&state, &session.account, body)
             .await
@@ -244,20 +530,34 @@ pub async fn create(
     match result {
         Ok(webhook) => redirect(&format!("/dashboard/webhooks/{}", webhook.uuid)),
         Err(error) => {
-            let mut response = add_page(&state, &session, &form, Some(error)).await;
+            let mut response = form_page(&state, &session, &form, Some(error), None).await;
             *response.status_mut() = StatusCode::BAD_REQUEST;
             response
         }
     }
 }
 
-/// The add form, filled with `form`, and the error next to its field.
-async fn add_page(
+/// The add form (`editing` `None`) or the edit form of a webhook, filled
+/// with `form`, and the error next to its field.
+async fn form_page(
     state: &AppState,
     session: &Session,
-    form: &AddForm,
+    form: &WebhookForm,
     error: Option<(Option<&'static str>, String)>,
+    editing: Option<&Webhook>,
 ) -> Response {
+    let (title, action, back) = match editing {
+        None => (
+            "Add webhook".to_owned(),
+            "/dashboard/webhooks/new".to_owned(),
+            "/dashboard/webhooks".to_owned(),
+        ),
+        Some(w) => (
+            "Edit webhook".to_owned(),
+            format!("/dashboard/webhooks/{}/edit", w.uuid),
+            format!("/dashboard/webhooks/{}", w.uuid),
+        ),
+    };
     let accounts = match state
         .store()
         .list_accounts(Some(session.account.org_uuid))
@@ -285,15 +585,15 @@ async fn add_page(
         }
     };
     page(
-        "Add webhook",
+        &title,
         Some(session),
         html! {
-            p { a href="/dashboard/webhooks" { "← All webhooks" } }
-            h1 { "Add webhook" }
+            p { a href=(back) { "← Back" } }
+            h1 { (title) }
             @if let Some((None, message)) = &error {
                 p.error role="alert" id="form-error" { (message) }
             }
-            form.card.wide method="post" action="/dashboard/webhooks/new" {
+            form.card.wide method="post" action=(action) {
                 input type="hidden" name="csrf" value=(session.csrf);
                 label for="url" { "URL" }
                 input id="url" name="url" type="url" required maxlength="2048"
@@ -355,7 +655,7 @@ async fn add_page(
                     input id="is_active" name="is_active" type="checkbox" checked[form.active];
                     label for="is_active" { "Active" }
                 }
-                button type="submit" { "Add webhook" }
+                button type="submit" { @if editing.is_some() { "Save changes" } @else { "Add webhook" } }
             }
         },
     )

@@ -389,13 +389,24 @@ pub async fn update_webhook(
 ) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
     check_body(&body)?;
     let input: UpdateWebhookBody = parse_fields(body)?;
+    update(&state, &caller, id, input).await?;
+    Ok(ok(Empty {}))
+}
+
+/// Changes a webhook of `caller`'s organization (the API and the dashboard).
+pub(crate) async fn update(
+    state: &AppState,
+    caller: &orghooks_store::Account,
+    id: Uuid,
+    input: UpdateWebhookBody,
+) -> Result<Webhook, ApiError> {
     if input.webhook.is_none() && input.event_names.is_none() {
         return Err(ApiError::new(
             ErrorCode::EmptyUpdate,
             "body: give webhook, event_names, or both",
         ));
     }
-    let current = load(&state, caller.org_uuid, id).await?;
+    let current = load(state, caller.org_uuid, id).await?;
     let change = input.webhook.unwrap_or_default();
     if current.owner_account.is_some() && change.account_uuids.is_some() {
         return Err(ApiError::new(
@@ -410,7 +421,7 @@ pub async fn update_webhook(
         .map(|u| WebhookUrl::parse(u, state.policy()))
         .transpose()?;
     if let Some(url) = &url {
-        check_resolution(&state, url).await?;
+        check_resolution(state, url).await?;
     }
     let patch = WebhookPatch {
         url: url.as_ref().map(|u| {
@@ -433,7 +444,7 @@ pub async fn update_webhook(
         ordering: change.ordering,
         max_in_flight: change.max_in_flight.map(parse_max_in_flight).transpose()?,
         account_uuids: match &change.account_uuids {
-            Some(list) => Some(parse_accounts(&state, caller.org_uuid, list).await?),
+            Some(list) => Some(parse_accounts(state, caller.org_uuid, list).await?),
             None => None,
         },
         secret_sealed: None,
@@ -454,13 +465,13 @@ pub async fn update_webhook(
         }
     }
     let max = state.config().webhooks.max_per_org;
-    state
+    let changed = state
         .outbox()
         .change_webhook(caller.org_uuid, id, patch)
         .await
         .map_err(|e| store_error(e, id, url.as_ref(), max))?;
     tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook updated");
-    Ok(ok(Empty {}))
+    Ok(changed)
 }
 
 /// Delete a webhook; its pending deliveries are cancelled.
@@ -479,13 +490,19 @@ pub async fn delete_webhook(
     Manager(caller): Manager,
     WebhookId(id): WebhookId,
 ) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
+    delete(&state, caller.org_uuid, id).await?;
+    Ok(ok(Empty {}))
+}
+
+/// Deletes a webhook of `org` (the API and the dashboard).
+pub(crate) async fn delete(state: &AppState, org: Uuid, id: Uuid) -> Result<(), ApiError> {
     let cancelled = state
         .outbox()
-        .delete_webhook(caller.org_uuid, id)
+        .delete_webhook(org, id)
         .await
         .map_err(or_webhook_not_found(id))?;
-    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, cancelled, "webhook deleted");
-    Ok(ok(Empty {}))
+    tracing::info!(webhook_uuid = %id, org_uuid = %org, cancelled, "webhook deleted");
+    Ok(())
 }
 
 /// List the event types a webhook subscribes to.
@@ -537,7 +554,7 @@ pub async fn rotate_secret(
 }
 
 /// Sets `webhook`'s secret from a rotate-secret body (both APIs).
-pub(super) async fn rotate(
+pub(crate) async fn rotate(
     state: &AppState,
     webhook: Webhook,
     body: serde_json::Map<String, serde_json::Value>,

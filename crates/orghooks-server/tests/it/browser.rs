@@ -164,6 +164,26 @@ impl Browser {
             .unwrap()
     }
 
+    /// Waits until the element `css` selects reads `text` (after a click
+    /// that reloads the page it is on).
+    pub async fn expect_text(&self, css: &str, text: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(), // between two pages
+            };
+            if now == text {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{css} reads {now:?}, not {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the browser is at `path` (after a click that navigates).
     pub async fn expect_path(&self, path: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -358,3 +358,92 @@ async fn pages_forbid_framing_and_foreign_scripts() {
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
     assert_eq!(resp.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn an_admin_edits_turns_off_and_on_sets_a_secret_and_deletes() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let id = app
+        .add_webhook(
+            &t.token,
+            "https://user:pw-secret@receiver.example.com/",
+            &["book.verified"],
+        )
+        .await;
+    let Some(browser) = Browser::start("manage", 1280).await else {
+        return;
+    };
+    sign_in(&browser, &app, &t).await;
+    let page = format!("{}/dashboard/webhooks/{id}", app.base);
+    browser.goto(&page).await;
+
+    // Edit: the masked URL stays as it is; the description and events change.
+    browser.click("a.button[href$='/edit']").await;
+    browser.text_of("h1").await;
+    browser.fill("#description", "Renamed receiver").await;
+    browser.click("#event-document\\.upload_failed").await;
+    browser.shot("edit").await;
+    browser.click("form.card button[type=submit]").await;
+    browser.text_of("dl.details").await;
+    let (_, got) = app
+        .get(&format!("/v1/account/settings/webhook/{id}"), &t.token)
+        .await;
+    assert_eq!(got["response"]["description"], "Renamed receiver");
+    assert_eq!(
+        got["response"]["url"],
+        "https://user:****@receiver.example.com/"
+    );
+    let (_, events) = app
+        .get(
+            &format!("/v1/account/settings/webhook/{id}/events"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(events["response"]["events"].as_array().unwrap().len(), 2);
+
+    // Turn it off and on.
+    browser.click("#toggle").await;
+    browser.expect_text("#toggle", "Activate").await;
+    assert!(browser.text().await.contains("Inactive"));
+    browser.shot("inactive").await;
+    browser.click("#toggle").await;
+    browser.expect_text("#toggle", "Deactivate").await;
+
+    // A generated standard-webhooks secret is shown once, then never.
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#secret_scheme"))
+        .await
+        .unwrap()
+        .select_by_value("standard-webhooks")
+        .await
+        .unwrap();
+    browser.click("form.card button[type=submit]").await;
+    let secret = browser.text_of("#new-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.shot("secret-shown-once").await;
+    browser.goto(&page).await;
+    assert!(!browser.source().await.contains(&secret), "shown once only");
+    assert!(browser.text().await.contains("standard-webhooks"));
+    // A secret that does not fit the scheme: the API's message by the field.
+    browser.fill("#secret_key", "too-short").await;
+    browser.click("form.card button[type=submit]").await;
+    assert!(
+        browser
+            .text_of("#secret_key-error")
+            .await
+            .starts_with("secret_key:"),
+        "{}",
+        browser.text().await
+    );
+
+    // Delete, after confirming.
+    browser.goto(&page).await;
+    browser.click("a.danger").await;
+    browser.text_of("#confirm-delete").await;
+    browser.shot("delete-confirm").await;
+    browser.click("#confirm-delete").await;
+    browser.expect_path("/dashboard/webhooks").await;
+    assert_eq!(browser.text_of("#limit").await, "0 of 5 webhooks");
+    browser.close().await;
+}
