@@ -115,6 +115,24 @@ fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
+/// A change's form and the webhook it is for, once the CSRF token and the
+/// role are checked; otherwise the page to answer.
+async fn change_of(
+    state: &AppState,
+    session: &Session,
+    raw: &str,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, Webhook), Box<Response>> {
+    let pairs = form_pairs(body);
+    if let Some(refused) = refusal(session, &pairs, true) {
+        return Err(Box::new(refused));
+    }
+    let webhook = webhook_of(state, session, raw)
+        .await
+        .map_err(|e| Box::new(e.into_response()))?;
+    Ok((pairs, webhook))
+}
+
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs
         .iter()
@@ -225,13 +243,9 @@ pub async fn save(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(refused) = refusal(&session, &pairs, true) {
-        return refused;
-    }
-    let current = match webhook_of(&state, &session, &raw).await {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
+    let (pairs, current) = match change_of(&state, &session, &raw, &body).await {
+        Ok(change) => change,
+        Err(page) => return *page,
     };
     let form = WebhookForm::read(&pairs);
     let result = match form.update(&current) {
@@ -258,13 +272,9 @@ pub async fn set_active(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(refused) = refusal(&session, &pairs, true) {
-        return refused;
-    }
-    let current = match webhook_of(&state, &session, &raw).await {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
+    let (pairs, current) = match change_of(&state, &session, &raw, &body).await {
+        Ok(change) => change,
+        Err(page) => return *page,
     };
     let change = UpdateWebhookBody {
         webhook: Some(WebhookChange {
@@ -316,13 +326,9 @@ pub async fn remove(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(refused) = refusal(&session, &pairs, true) {
-        return refused;
-    }
-    let w = match webhook_of(&state, &session, &raw).await {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
+    let (_, w) = match change_of(&state, &session, &raw, &body).await {
+        Ok(change) => change,
+        Err(page) => return *page,
     };
     match delete(&state, w.org_uuid, w.uuid).await {
         Ok(()) => redirect("/dashboard/webhooks"),
@@ -337,13 +343,9 @@ pub async fn set_secret(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(refused) = refusal(&session, &pairs, true) {
-        return refused;
-    }
-    let w = match webhook_of(&state, &session, &raw).await {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
+    let (pairs, w) = match change_of(&state, &session, &raw, &body).await {
+        Ok(change) => change,
+        Err(page) => return *page,
     };
     let mut request = serde_json::Map::new();
     let key = field(&pairs, "secret_key");

@@ -187,7 +187,7 @@ async fn start(
         store,
         database,
         base,
-        client: reqwest::Client::new(),
+        client: test_client(),
         clock,
         resolver,
         deps,
@@ -302,6 +302,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The tests' HTTP client. The server closes a keep-alive connection that
+/// sends nothing for `http.header_read_timeout_ms` (5 s); a client that
+/// reuses one at that moment sees the request fail (IncompleteMessage), as
+/// any HTTP client may. Dropping idle connections well before the server
+/// does keeps the tests clear of that race under load.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap()
 }
 
 /// Asserts an error envelope: status, code, message, and the meta copy.
