@@ -1,7 +1,8 @@
 //! The HTTP API. Each route lives in the file of the resource it serves;
 //! this module assembles them into one router whose OpenAPI document is
-//! generated from the same declarations, so a route cannot exist without
-//! being documented.
+//! generated from the same declarations, so an API route cannot exist
+//! without being documented. The HTML dashboard (`crate::dashboard`) is
+//! merged in here too; its pages are not part of the API document.
 
 pub mod account_level;
 pub mod catalog;
