@@ -129,9 +129,15 @@ impl WebhookLimit {
         }
     }
 
-    /// Whether adding `w` must first count the org's live webhooks.
+    /// Whether a webhook owned by `owner_account` (`None`: org-level)
+    /// counts toward the limit, so that adding it must first count the
+    /// org's live webhooks.
+    pub fn counts(&self, owner_account: Option<Uuid>) -> bool {
+        owner_account.is_none() || self.account_level_counts
+    }
+
     pub fn applies_to(&self, w: &NewWebhook) -> bool {
-        w.owner_account.is_none() || self.account_level_counts
+        self.counts(w.owner_account)
     }
 }
 

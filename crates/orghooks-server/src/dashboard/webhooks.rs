@@ -27,10 +27,11 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
         Ok(w) => w,
         Err(e) => return pages::failure(&e.to_string()),
     };
-    let max = state.config().webhooks.max_per_org;
-    let org_level = webhooks
+    let limit = state.config().webhooks.limit();
+    let max = limit.max_per_org;
+    let counted = webhooks
         .iter()
-        .filter(|w| w.owner_account.is_none())
+        .filter(|w| limit.counts(w.owner_account))
         .count();
     page(
         "Webhooks",
@@ -38,8 +39,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
         html! {
             div.heading {
                 h1 { "Webhooks" }
-                p.limit id="limit" { (org_level) " of " (max) " webhooks" }
-                @if session.can_change() && (org_level as u32) < max {
+                p.limit id="limit" { (counted) " of " (max) " webhooks" }
+                @if session.can_change() && (counted as u32) < max {
                     a.button href="/dashboard/webhooks/new" { "Add webhook" }
                 }
             }
