@@ -177,6 +177,26 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
+/// A submitted form's fields, in order, read like every other body:
+/// within the route's size limit and `http.body_read_timeout_ms`.
+pub struct FormFields(pub Vec<(String, String)>);
+
+impl axum::extract::FromRequest<AppState> for FormFields {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let bytes = crate::http::extract::body_bytes(req, state)
+            .await
+            .map_err(|e| pages::problem(e.code.status(), &e.message))?;
+        Ok(Self(
+            serde_urlencoded::from_bytes(&bytes).unwrap_or_default(),
+        ))
+    }
+}
+
 /// The refusal of a form without the session's CSRF token, or (for a
 /// change) from a member; `None`: go ahead.
 fn refusal(session: &Session, form: &[(String, String)], change: bool) -> Option<Response> {
@@ -202,8 +222,7 @@ async fn login_page() -> Response {
     pages::login(None, "").into_response()
 }
 
-async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+async fn login(State(state): State<AppState>, FormFields(form): FormFields) -> Response {
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -251,9 +270,8 @@ async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Respon
 async fn logout(
     State(state): State<AppState>,
     session: Session,
-    body: axum::body::Bytes,
+    FormFields(form): FormFields,
 ) -> Response {
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     if let Some(refused) = refusal(&session, &form, false) {
         return refused;
     }

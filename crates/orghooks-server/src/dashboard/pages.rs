@@ -101,6 +101,22 @@ pub fn refused(why: &str) -> Response {
         .into_response()
 }
 
+/// A request the server would not take (too large, too slow…).
+pub fn problem(status: StatusCode, why: &str) -> Response {
+    (
+        status,
+        page(
+            "Not accepted",
+            None,
+            html! {
+                h1 { "Not accepted" }
+                p.error role="alert" { (why) }
+            },
+        ),
+    )
+        .into_response()
+}
+
 /// The service could not answer (the store is unavailable, …).
 pub fn failure(why: &str) -> Response {
     (

@@ -13,7 +13,7 @@ use orghooks_store::{StoreError, Webhook};
 use uuid::Uuid;
 
 use super::pages::{self, page};
-use super::{Session, redirect, refusal};
+use super::{FormFields, Session, redirect, refusal};
 use crate::http::error::ApiError;
 use crate::http::views::masked_url;
 use crate::http::webhooks::{
@@ -112,26 +112,20 @@ async fn webhook_of(
     }
 }
 
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
-}
-
 /// A change's form and the webhook it is for, once the CSRF token and the
 /// role are checked; otherwise the page to answer.
 async fn change_of(
     state: &AppState,
     session: &Session,
     raw: &str,
-    body: &[u8],
-) -> Result<(Vec<(String, String)>, Webhook), Box<Response>> {
-    let pairs = form_pairs(body);
-    if let Some(refused) = refusal(session, &pairs, true) {
+    pairs: &[(String, String)],
+) -> Result<Webhook, Box<Response>> {
+    if let Some(refused) = refusal(session, pairs, true) {
         return Err(Box::new(refused));
     }
-    let webhook = webhook_of(state, session, raw)
+    webhook_of(state, session, raw)
         .await
-        .map_err(|e| Box::new(e.into_response()))?;
-    Ok((pairs, webhook))
+        .map_err(|e| Box::new(e.into_response()))
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -242,10 +236,10 @@ pub async fn save(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    FormFields(pairs): FormFields,
 ) -> Response {
-    let (pairs, current) = match change_of(&state, &session, &raw, &body).await {
-        Ok(change) => change,
+    let current = match change_of(&state, &session, &raw, &pairs).await {
+        Ok(webhook) => webhook,
         Err(page) => return *page,
     };
     let form = WebhookForm::read(&pairs);
@@ -271,10 +265,10 @@ pub async fn set_active(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    FormFields(pairs): FormFields,
 ) -> Response {
-    let (pairs, current) = match change_of(&state, &session, &raw, &body).await {
-        Ok(change) => change,
+    let current = match change_of(&state, &session, &raw, &pairs).await {
+        Ok(webhook) => webhook,
         Err(page) => return *page,
     };
     let change = UpdateWebhookBody {
@@ -325,10 +319,10 @@ pub async fn remove(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    FormFields(pairs): FormFields,
 ) -> Response {
-    let (_, w) = match change_of(&state, &session, &raw, &body).await {
-        Ok(change) => change,
+    let w = match change_of(&state, &session, &raw, &pairs).await {
+        Ok(webhook) => webhook,
         Err(page) => return *page,
     };
     match delete(&state, w.org_uuid, w.uuid).await {
@@ -342,10 +336,10 @@ pub async fn set_secret(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    FormFields(pairs): FormFields,
 ) -> Response {
-    let (pairs, w) = match change_of(&state, &session, &raw, &body).await {
-        Ok(change) => change,
+    let w = match change_of(&state, &session, &raw, &pairs).await {
+        Ok(webhook) => webhook,
         Err(page) => return *page,
     };
     let mut request = serde_json::Map::new();
@@ -517,9 +511,8 @@ pub async fn new_page(State(state): State<AppState>, session: Session) -> Respon
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
-    body: axum::body::Bytes,
+    FormFields(pairs): FormFields,
 ) -> Response {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     if let Some(refused) = refusal(&session, &pairs, true) {
         return refused;
     }
