@@ -25,6 +25,14 @@ pub trait DeliveryLog: Send + Sync {
         webhook: Uuid,
         delivery: Uuid,
     ) -> Result<DeliveryDetail, StoreError>;
+    /// How many of a webhook's deliveries (tests left out) created at or
+    /// after `since` are in each status, per `slice_ms`: its health.
+    async fn delivery_counts(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        slice_ms: i64,
+    ) -> Result<Vec<DeliveryCount>, StoreError>;
     /// Sends a finished (succeeded or failed) delivery again: it is reset to
     /// a fresh retry budget and leased to the caller, who sends it now.
     /// One in flight gets one more attempt after the current one unless
@@ -69,6 +77,19 @@ pub(crate) static LIST: Sql = Sql::new(concat!(
      AND (d.created_at < $6 OR $6 IS NULL) AND (d.id < $7 OR $7 IS NULL) \
      ORDER BY d.id DESC LIMIT $8"
 ));
+pub(crate) static COUNTS: Sql = Sql::new(
+    "SELECT (created_at - $2) / $3, status, count(*) FROM deliveries \
+     WHERE webhook_uuid = $1 AND created_at >= $2 AND is_test = false GROUP BY 1, 2",
+);
+
+pub(crate) fn count(r: &dyn Cells) -> Result<DeliveryCount, StoreError> {
+    Ok(DeliveryCount {
+        slice: r.int(0)?,
+        status: DeliveryStatus::parse(&r.text(1)?).unwrap_or(DeliveryStatus::Pending),
+        count: r.count(2)?,
+    })
+}
+
 /// One delivery (`$1`) of a webhook (`$2`), with (column 12) its payload.
 pub(crate) static GET: Sql = Sql::new(concat!(
     "SELECT ",

@@ -193,6 +193,18 @@ CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url)
 CREATE UNIQUE INDEX webhooks_owner ON webhooks(owner_account_uuid)
     WHERE deleted_at IS NULL AND owner_account_uuid IS NOT NULL;
 "#,
+    // Portal links and the dashboard sessions they become.
+    r#"
+CREATE TABLE portal_sessions (
+    hash        BLOB PRIMARY KEY,
+    org_uuid    TEXT NOT NULL REFERENCES orgs(uuid),
+    read_only   INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    opened_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
+"#,
 ];
 
 /// PostgreSQL, in order.
@@ -342,5 +354,17 @@ CREATE UNIQUE INDEX webhooks_org_url ON webhooks(org_uuid, url)
     WHERE deleted_at IS NULL AND owner_account_uuid IS NULL;
 CREATE UNIQUE INDEX webhooks_owner ON webhooks(owner_account_uuid)
     WHERE deleted_at IS NULL AND owner_account_uuid IS NOT NULL;
+"#,
+    // Portal links and the dashboard sessions they become.
+    r#"
+CREATE TABLE portal_sessions (
+    hash        BYTEA PRIMARY KEY,
+    org_uuid    UUID NOT NULL REFERENCES orgs(uuid),
+    read_only   BOOLEAN NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    opened_at   BIGINT
+);
+CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
 "#,
 ];

@@ -89,6 +89,27 @@ pub struct TokenGrant {
     pub expires_at: i64,
 }
 
+/// A portal link (`POST /v1/portal/sessions`), stored as its hash until
+/// it is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPortalLink {
+    pub hash: Vec<u8>,
+    pub org_uuid: Uuid,
+    pub read_only: bool,
+    pub created_at: i64,
+    /// The link must be opened before this, and the session it opens ends
+    /// then.
+    pub expires_at: i64,
+}
+
+/// The dashboard session an opened portal link became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    pub org_uuid: Uuid,
+    pub read_only: bool,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWebhook {
     pub uuid: Uuid,
@@ -371,6 +392,15 @@ pub struct Outcome {
     /// The delivery has a place in a per-book sequence: once this is
     /// written, the next one of its book may be claimable.
     pub ordered: bool,
+}
+
+/// How many of a webhook's deliveries in one time slice are in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryCount {
+    /// The slice: `(created_at - since) / slice_ms`.
+    pub slice: i64,
+    pub status: DeliveryStatus,
+    pub count: u32,
 }
 
 /// Which deliveries of a webhook to list, newest first.

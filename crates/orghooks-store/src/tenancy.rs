@@ -39,6 +39,23 @@ pub trait Tenancy: Send + Sync {
     /// Ends a token at once (a dashboard sign-out); an unknown one is fine.
     async fn delete_token(&self, token_hash: Vec<u8>) -> Result<(), StoreError>;
 
+    /// Stores a portal link, and drops a few expired ones on the way.
+    async fn insert_portal_link(&self, link: NewPortalLink) -> Result<(), StoreError>;
+    /// Opens a portal link once: in one statement its hash becomes the
+    /// session's, so the link matches nothing afterwards. `None` when it is
+    /// unknown, already opened or expired.
+    async fn open_portal_link(
+        &self,
+        link_hash: Vec<u8>,
+        session_hash: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<PortalSession>, StoreError>;
+    /// The session an opened link became (expired ones too: the caller
+    /// compares `expires_at`).
+    async fn portal_session(&self, hash: Vec<u8>) -> Result<Option<PortalSession>, StoreError>;
+    /// Ends a portal session at once (sign-out); an unknown one is fine.
+    async fn delete_portal_session(&self, hash: Vec<u8>) -> Result<(), StoreError>;
+
     async fn create_publisher_token(
         &self,
         token: NewPublisherToken,
@@ -122,6 +139,34 @@ pub(crate) fn token_grant(r: &dyn Cells) -> Result<TokenGrant, StoreError> {
     Ok(TokenGrant {
         account: account(r)?,
         expires_at: r.int(7)?,
+    })
+}
+
+pub(crate) static PURGE_EXPIRED_PORTAL: Sql = Sql::new(
+    "DELETE FROM portal_sessions WHERE hash IN \
+     (SELECT hash FROM portal_sessions WHERE expires_at < $1 LIMIT 16)",
+);
+pub(crate) static INSERT_PORTAL_LINK: Sql = Sql::new(
+    "INSERT INTO portal_sessions (hash, org_uuid, read_only, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)",
+);
+pub(crate) static OPEN_PORTAL_LINK: Sql = Sql::new(
+    "UPDATE portal_sessions SET hash = $2, opened_at = $3 \
+     WHERE hash = $1 AND opened_at IS NULL AND expires_at > $3 \
+     RETURNING org_uuid, read_only, expires_at",
+);
+pub(crate) static PORTAL_SESSION: Sql = Sql::new(
+    "SELECT org_uuid, read_only, expires_at FROM portal_sessions \
+     WHERE hash = $1 AND opened_at IS NOT NULL",
+);
+pub(crate) static DELETE_PORTAL_SESSION: Sql =
+    Sql::new("DELETE FROM portal_sessions WHERE hash = $1 AND opened_at IS NOT NULL");
+
+pub(crate) fn portal_session(r: &dyn Cells) -> Result<PortalSession, StoreError> {
+    Ok(PortalSession {
+        org_uuid: r.uuid(0)?,
+        read_only: r.flag(1)?,
+        expires_at: r.int(2)?,
     })
 }
 

@@ -84,6 +84,22 @@ impl DeliveryLog for PgStore {
         Ok(answer)
     }
 
+    async fn delivery_counts(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        slice_ms: i64,
+    ) -> Result<Vec<DeliveryCount>, StoreError> {
+        let client = self.client().await?;
+        rows(
+            &client,
+            &log::COUNTS,
+            &[&webhook, &since, &slice_ms],
+            log::count,
+        )
+        .await
+    }
+
     async fn recover(
         &self,
         webhook: Uuid,

@@ -294,6 +294,57 @@ impl Tenancy for PgStore {
         .await
     }
 
+    async fn insert_portal_link(&self, l: NewPortalLink) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(&client, &tenancy::PURGE_EXPIRED_PORTAL, &[&l.created_at]).await?;
+        exec(
+            &client,
+            &tenancy::INSERT_PORTAL_LINK,
+            &[
+                &l.hash,
+                &l.org_uuid,
+                &l.read_only,
+                &l.created_at,
+                &l.expires_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn open_portal_link(
+        &self,
+        link_hash: Vec<u8>,
+        session_hash: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let client = self.client().await?;
+        row(
+            &client,
+            &tenancy::OPEN_PORTAL_LINK,
+            &[&link_hash, &session_hash, &now],
+            tenancy::portal_session,
+        )
+        .await
+    }
+
+    async fn portal_session(&self, hash: Vec<u8>) -> Result<Option<PortalSession>, StoreError> {
+        let client = self.client().await?;
+        row(
+            &client,
+            &tenancy::PORTAL_SESSION,
+            &[&hash],
+            tenancy::portal_session,
+        )
+        .await
+    }
+
+    async fn delete_portal_session(&self, hash: Vec<u8>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        exec(&client, &tenancy::DELETE_PORTAL_SESSION, &[&hash]).await?;
+        Ok(())
+    }
+
     async fn create_publisher_token(
         &self,
         t: NewPublisherToken,

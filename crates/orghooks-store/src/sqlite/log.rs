@@ -86,6 +86,24 @@ impl DeliveryLog for SqliteStore {
             .await
     }
 
+    async fn delivery_counts(
+        &self,
+        webhook: Uuid,
+        since: i64,
+        slice_ms: i64,
+    ) -> Result<Vec<DeliveryCount>, StoreError> {
+        self.readers
+            .read(move |conn| {
+                rows(
+                    conn,
+                    &log::COUNTS,
+                    params![webhook.to_string(), since, slice_ms],
+                    log::count,
+                )
+            })
+            .await
+    }
+
     async fn recover(
         &self,
         webhook: Uuid,

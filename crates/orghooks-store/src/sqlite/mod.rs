@@ -345,6 +345,66 @@ impl Tenancy for SqliteStore {
             .await
     }
 
+    async fn insert_portal_link(&self, l: NewPortalLink) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| {
+                exec(conn, &tenancy::PURGE_EXPIRED_PORTAL, [l.created_at])?;
+                exec(
+                    conn,
+                    &tenancy::INSERT_PORTAL_LINK,
+                    params![
+                        l.hash,
+                        l.org_uuid.to_string(),
+                        l.read_only,
+                        l.created_at,
+                        l.expires_at
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn open_portal_link(
+        &self,
+        link_hash: Vec<u8>,
+        session_hash: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        self.writer
+            .submit(move |conn| {
+                row(
+                    conn,
+                    &tenancy::OPEN_PORTAL_LINK,
+                    params![link_hash, session_hash, now],
+                    tenancy::portal_session,
+                )
+            })
+            .await
+    }
+
+    async fn portal_session(&self, hash: Vec<u8>) -> Result<Option<PortalSession>, StoreError> {
+        self.readers
+            .lookup(move |conn| {
+                row(
+                    conn,
+                    &tenancy::PORTAL_SESSION,
+                    [hash],
+                    tenancy::portal_session,
+                )
+            })
+            .await
+    }
+
+    async fn delete_portal_session(&self, hash: Vec<u8>) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| {
+                exec(conn, &tenancy::DELETE_PORTAL_SESSION, [hash])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn create_publisher_token(
         &self,
         t: NewPublisherToken,

@@ -28,6 +28,7 @@ macro_rules! conformance_suite {
             a_webhook_without_its_own_cap_follows_the_default,
             a_scoped_webhook_hears_only_its_accounts,
             account_level_webhooks_are_one_per_account_outside_the_limit,
+            portal_links_open_once_into_sessions,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -854,6 +855,32 @@ pub async fn test_deliveries_and_the_log(store: Arc<dyn Store>) {
         store.get_delivery(Uuid::new_v4(), jobs[0].uuid).await,
         Err(StoreError::NotFound)
     ));
+
+    let mut counts = store.delivery_counts(hook.uuid, 0, 50).await.unwrap();
+    counts.sort_by_key(|c| c.status.as_str());
+    assert_eq!(
+        counts,
+        vec![
+            DeliveryCount {
+                slice: 2,
+                status: DeliveryStatus::Delivering,
+                count: 1
+            },
+            DeliveryCount {
+                slice: 2,
+                status: DeliveryStatus::Succeeded,
+                count: 1
+            },
+        ],
+        "tests are left out of the health counts"
+    );
+    assert!(
+        store
+            .delivery_counts(hook.uuid, 101, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Turning a webhook off (by its admin or by the engine) holds its pending
@@ -1218,4 +1245,55 @@ pub async fn account_level_webhooks_are_one_per_account_outside_the_limit(store:
         .insert_webhook(legacy(first.uuid), limit)
         .await
         .unwrap();
+}
+
+/// A portal link opens once, before it expires, and becomes a session.
+pub async fn portal_links_open_once_into_sessions(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let link = |hash: u8, expires_at: i64| NewPortalLink {
+        hash: vec![hash; 32],
+        org_uuid: org.uuid,
+        read_only: true,
+        created_at: 10,
+        expires_at,
+    };
+    store.insert_portal_link(link(1, 100)).await.unwrap();
+    store.insert_portal_link(link(2, 50)).await.unwrap();
+    assert!(
+        store.portal_session(vec![1; 32]).await.unwrap().is_none(),
+        "an unopened link is no session"
+    );
+    let opened = store
+        .open_portal_link(vec![1; 32], vec![11; 32], 40)
+        .await
+        .unwrap();
+    let session = PortalSession {
+        org_uuid: org.uuid,
+        read_only: true,
+        expires_at: 100,
+    };
+    assert_eq!(opened, Some(session.clone()));
+    assert_eq!(
+        store
+            .open_portal_link(vec![1; 32], vec![12; 32], 41)
+            .await
+            .unwrap(),
+        None,
+        "a link opens once"
+    );
+    assert_eq!(
+        store
+            .open_portal_link(vec![2; 32], vec![13; 32], 50)
+            .await
+            .unwrap(),
+        None,
+        "an expired link does not open"
+    );
+    assert_eq!(
+        store.portal_session(vec![11; 32]).await.unwrap(),
+        Some(session)
+    );
+    store.delete_portal_session(vec![11; 32]).await.unwrap();
+    assert!(store.portal_session(vec![11; 32]).await.unwrap().is_none());
+    store.delete_portal_session(vec![11; 32]).await.unwrap();
 }
