@@ -38,6 +38,21 @@ pub fn new_publisher_token() -> String {
     format!("{PUBLISHER_TOKEN_PREFIX}{}", random_alnum(48))
 }
 
+/// Portal links (`POST /v1/portal/sessions`) start with this.
+pub const PORTAL_LINK_PREFIX: &str = "ohl_";
+/// The dashboard sessions portal links open start with this.
+pub const PORTAL_SESSION_PREFIX: &str = "ohs_";
+
+/// A new one-time portal link token.
+pub fn new_portal_link() -> String {
+    format!("{PORTAL_LINK_PREFIX}{}", random_alnum(48))
+}
+
+/// A new portal session token (the dashboard's cookie).
+pub fn new_portal_session() -> String {
+    format!("{PORTAL_SESSION_PREFIX}{}", random_alnum(48))
+}
+
 /// The stored form of a secret credential.
 pub fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()

@@ -39,6 +39,9 @@ pub struct HttpConfig {
     pub body_read_timeout_ms: u64,
     pub max_connections: usize,
     pub error_status: ErrorStatus,
+    /// Sites that may show the dashboard in a frame (CSP `frame-ancestors`
+    /// sources); empty: none.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// The HTTP status the Ocrolus routes answer errors with.
@@ -191,6 +194,9 @@ pub struct CatalogConfig {
 #[serde(deny_unknown_fields)]
 pub struct DashboardConfig {
     pub session_ttl_secs: u64,
+    /// Where browsers reach the dashboard (`https://hooks.example.com`), for
+    /// the portal links the API hands out; empty: the request's own host.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -307,6 +313,15 @@ impl Config {
         if self.dashboard.session_ttl_secs == 0 {
             return invalid("dashboard.session_ttl_secs must be at least 1");
         }
+        if let Some(bad) = h.frame_ancestors.iter().find(|s| !frame_source(s)) {
+            return Err(ConfigError::Invalid(format!(
+                "http.frame_ancestors: {bad:?} is not a site (scheme://host[:port], *.host allowed) or 'self'"
+            )));
+        }
+        let public = &self.dashboard.public_url;
+        if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {
+            return invalid("dashboard.public_url must start with https:// or http://");
+        }
         if self.auth.rate_limit_burst == 0 || self.auth.rate_limit_per_minute == 0 {
             return invalid(
                 "auth.rate_limit_burst and auth.rate_limit_per_minute must be at least 1",
@@ -368,6 +383,31 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A CSP `frame-ancestors` source this config accepts: `'self'` or a site
+/// `scheme://host[:port]` (the host may start with `*.`), so that nothing
+/// else can be written into the header.
+fn frame_source(source: &str) -> bool {
+    if source == "'self'" {
+        return true;
+    }
+    let Some((scheme, rest)) = source.split_once("://") else {
+        return false;
+    };
+    let host = rest.strip_prefix("*.").unwrap_or(rest);
+    let host = host.split_once(':').map_or(host, |(h, port)| {
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            ""
+        }
+    });
+    matches!(scheme, "https" | "http")
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 #[cfg(test)]
@@ -486,5 +526,28 @@ mod tests {
         assert!(err.contains("max_per_orgs"), "{err}");
         let missing = load(&dir.path().join("nope.toml"));
         assert!(matches!(missing, Err(ConfigError::MissingFile(_))));
+    }
+
+    #[test]
+    fn frame_ancestors_take_sites_only() {
+        for good in [
+            "'self'",
+            "https://app.example.com",
+            "https://*.example.com",
+            "http://127.0.0.1:3000",
+        ] {
+            assert!(frame_source(good), "{good}");
+        }
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://a.example.com; script-src *",
+            "https://a b",
+            "javascript://x",
+            "https://",
+            "https://a:",
+        ] {
+            assert!(!frame_source(bad), "{bad}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use orghooks_core::credentials;
 use orghooks_core::sealing::Keyring;
 use orghooks_core::url_policy::AddressPolicy;
 use orghooks_core::{Catalog, Clock};
@@ -31,8 +32,21 @@ struct Inner {
     outbox: Outbox,
     resolver: PolicyResolver,
     publishers: PublisherCache,
-    buckets: Mutex<HashMap<Uuid, Bucket>>,
+    buckets: Mutex<HashMap<Allowance, Bucket>>,
 }
+
+/// Whose calls a bucket counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Allowance {
+    /// An account's management calls.
+    Calls(Uuid),
+    /// Failed sign-ins with one client id (by its hash, so that a long
+    /// made-up id costs no more memory than a real one).
+    FailedSignIns(Vec<u8>),
+}
+
+/// Most buckets kept; past it, the fullest are forgotten.
+const MAX_BUCKETS: usize = 100_000;
 
 /// A token bucket: what one account may still call now.
 struct Bucket {
@@ -141,23 +155,46 @@ impl AppState {
     /// Takes one management call from the account's allowance (SPEC §6);
     /// `Err(seconds)` to wait when it is used up.
     pub fn take_call(&self, account: Uuid) -> Result<(), u64> {
+        self.allowance(Allowance::Calls(account), 1.0)
+    }
+
+    /// Whether sign-ins with this client id (the token endpoint and the
+    /// dashboard) must wait, after failing as often as the API allows
+    /// calls; `Err(seconds)` to wait.
+    pub fn sign_in_wait(&self, client_id: &str) -> Result<(), u64> {
+        self.allowance(Allowance::FailedSignIns(credentials::hash(client_id)), 0.0)
+    }
+
+    /// Counts a failed sign-in with this client id.
+    pub fn sign_in_failed(&self, client_id: &str) {
+        let _ = self.allowance(Allowance::FailedSignIns(credentials::hash(client_id)), 1.0);
+    }
+
+    /// Takes `cost` from a token bucket of `auth.rate_limit_burst` that
+    /// refills at `auth.rate_limit_per_minute`; `Err(seconds)` when less
+    /// than one is left.
+    fn allowance(&self, key: Allowance, cost: f64) -> Result<(), u64> {
         let auth = &self.0.config.auth;
         let burst = f64::from(auth.rate_limit_burst);
         let per_ms = f64::from(auth.rate_limit_per_minute) / 60_000.0;
         let now = self.now_ms();
         let mut buckets = self.0.buckets.lock().expect("buckets lock");
-        if buckets.len() > 100_000 {
-            // Forget accounts whose bucket has refilled anyway.
+        if buckets.len() > MAX_BUCKETS {
+            // Forget buckets that have refilled anyway; failed sign-ins
+            // with made-up ids must not grow the map without end.
             buckets.retain(|_, b| (now - b.at_ms) as f64 * per_ms < burst);
+            if buckets.len() > MAX_BUCKETS {
+                buckets.retain(|k, _| matches!(k, Allowance::Calls(_)));
+            }
         }
-        let bucket = buckets.entry(account).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: burst,
             at_ms: now,
         });
         bucket.tokens = (bucket.tokens + (now - bucket.at_ms).max(0) as f64 * per_ms).min(burst);
         bucket.at_ms = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
             Ok(())
         } else {
             Err((((1.0 - bucket.tokens) / per_ms) / 1000.0).ceil().max(1.0) as u64)

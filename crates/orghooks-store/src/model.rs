@@ -345,7 +345,8 @@ pub struct AttemptRecord {
     pub response_status: Option<u16>,
     /// JSON object of the response headers.
     pub response_headers: Option<String>,
-    /// The response body, for non-2xx answers only, truncated.
+    /// The response body, for non-2xx answers and tests only, up to a
+    /// limit.
     pub response_body: Option<String>,
     pub error: Option<String>,
 }

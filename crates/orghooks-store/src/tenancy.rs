@@ -39,7 +39,8 @@ pub trait Tenancy: Send + Sync {
     /// Ends a token at once (a dashboard sign-out); an unknown one is fine.
     async fn delete_token(&self, token_hash: Vec<u8>) -> Result<(), StoreError>;
 
-    /// Stores a portal link, and drops a few expired ones on the way.
+    /// Stores a portal link, and drops a few expired ones on the way;
+    /// `NotFound` when the org does not exist.
     async fn insert_portal_link(&self, link: NewPortalLink) -> Result<(), StoreError>;
     /// Opens a portal link once: in one statement its hash becomes the
     /// session's, so the link matches nothing afterwards. `None` when it is

@@ -9,3 +9,12 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
   });
 });
+
+// A portal link carries its one-time token in the URL's fragment: post it
+// once (the answer sets the session) and drop it from the address bar.
+const portal = document.getElementById("portal-open");
+if (portal && location.hash.length > 1) {
+  portal.elements.link.value = location.hash.slice(1);
+  history.replaceState(null, "", location.pathname);
+  portal.submit();
+}

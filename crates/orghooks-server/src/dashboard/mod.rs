@@ -4,13 +4,18 @@
 //!
 //! Signing in with an API account's client credentials issues an ordinary
 //! access token that lives `dashboard.session_ttl_secs`; the session cookie
-//! holds it (`HttpOnly`, `SameSite=Strict`, path `/dashboard`). Every page
-//! therefore authenticates exactly as the API does: an expired token or a
-//! disabled account ends the session. Every change is a POST carrying a
-//! CSRF token derived from the session's token, and needs the manager
-//! role; members see everything read-only. Changes go through the same
-//! functions as the API, so a rule cannot differ between the two.
+//! holds it (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS, path
+//! `/dashboard`). Every page therefore authenticates exactly as the API
+//! does: an expired token or a disabled account ends the session. Failed
+//! sign-ins are rate limited per client id like the API's calls. A portal
+//! link (`POST /v1/portal/sessions`) opens a session of its own for an
+//! organization instead, once. Every change is a POST carrying a CSRF token
+//! derived from the session's token, and needs the manager role (or a
+//! portal session that is not read-only); others see everything read-only.
+//! Changes go through the same functions as the API, so a rule cannot
+//! differ between the two.
 
+mod deliveries;
 mod pages;
 mod webhooks;
 
@@ -18,12 +23,13 @@ use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orghooks_core::credentials;
-use orghooks_store::{Account, Role};
+use orghooks_store::Role;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -32,7 +38,7 @@ const STYLESHEET: &str = include_str!("app.css");
 const SCRIPT: &str = include_str!("app.js");
 
 /// Every dashboard route.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/dashboard",
@@ -40,6 +46,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/dashboard/login", get(login_page).post(login))
         .route("/dashboard/logout", post(logout))
+        .route("/dashboard/portal", get(portal_page).post(open_portal))
         .route("/dashboard/assets/app.css", get(stylesheet))
         .route("/dashboard/webhooks", get(webhooks::list))
         .route(
@@ -63,32 +70,65 @@ pub fn router() -> Router<AppState> {
             "/dashboard/webhooks/{webhook_uuid}/secret",
             post(webhooks::set_secret),
         )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/test",
+            get(deliveries::test_page).post(deliveries::send),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/deliveries",
+            get(deliveries::list),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/deliveries/{delivery_uuid}",
+            get(deliveries::show),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/deliveries/{delivery_uuid}/redeliver",
+            post(deliveries::redeliver),
+        )
+        .route(
+            "/dashboard/webhooks/{webhook_uuid}/recover",
+            post(deliveries::recover),
+        )
         .route("/dashboard/assets/app.js", get(script))
         .fallback(|| async { pages::not_found("No such page.") })
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(security_headers(state)))
 }
 
-/// Pages are private and never framed; scripts and styles come only from
-/// the dashboard itself.
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-             form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("x-frame-options", "DENY"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
+/// Pages are private; scripts and styles come only from the dashboard
+/// itself. No site may frame them unless `http.frame_ancestors` names it.
+fn security_headers(
+    state: &AppState,
+) -> impl Fn(Response) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let ancestors = &state.config().http.frame_ancestors;
+    let framing = if ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        ancestors.join(" ")
+    };
+    let policy = HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+         form-action 'self'; frame-ancestors {framing}; base-uri 'none'"
+    ))
+    .expect("frame_ancestors are checked when the config is read");
+    let deny_frames = ancestors.is_empty();
+    move |mut response: Response| {
+        let headers = response.headers_mut();
+        headers.insert("content-security-policy", policy.clone());
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        if deny_frames {
+            // For browsers older than frame-ancestors; it cannot name sites.
+            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        }
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        std::future::ready(response)
     }
-    headers
-        .entry(CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn script() -> Response {
@@ -117,9 +157,14 @@ fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
 }
 
-/// A signed-in dashboard user.
+/// A signed-in dashboard user: an API account, or a portal link's session.
 pub struct Session {
-    pub account: Account,
+    pub org_uuid: Uuid,
+    /// The account's uuid; `None` for a portal session.
+    pub account_uuid: Option<Uuid>,
+    /// Who is signed in, for the page's bar.
+    pub who: String,
+    can_change: bool,
     token: String,
     /// Must come back with every change.
     pub csrf: String,
@@ -127,7 +172,11 @@ pub struct Session {
 
 impl Session {
     pub fn can_change(&self) -> bool {
-        self.account.role == Role::Manager
+        self.can_change
+    }
+
+    fn is_portal(&self) -> bool {
+        self.token.starts_with(credentials::PORTAL_SESSION_PREFIX)
     }
 }
 
@@ -160,21 +209,93 @@ impl FromRequestParts<AppState> for Session {
     ) -> Result<Self, Self::Rejection> {
         let to_login = || redirect("/dashboard/login");
         let token = session_token(parts).ok_or_else(to_login)?;
+        let failed = |e: orghooks_store::StoreError| pages::failure(&e.to_string());
+        let now = state.now_ms();
+        if token.starts_with(credentials::PORTAL_SESSION_PREFIX) {
+            let portal = state
+                .store()
+                .portal_session(credentials::hash(&token))
+                .await
+                .map_err(failed)?
+                .filter(|p| p.expires_at > now)
+                .ok_or_else(to_login)?;
+            return Ok(Self {
+                org_uuid: portal.org_uuid,
+                account_uuid: None,
+                who: if portal.read_only {
+                    "portal · read-only".to_owned()
+                } else {
+                    "portal".to_owned()
+                },
+                can_change: !portal.read_only,
+                csrf: csrf_of(&token),
+                token,
+            });
+        }
         let grant = state
             .store()
             .token_grant(credentials::hash(&token))
             .await
-            .map_err(|e| pages::failure(&e.to_string()))?
+            .map_err(failed)?
             .ok_or_else(to_login)?;
-        if grant.expires_at <= state.now_ms() || grant.account.disabled_at.is_some() {
+        if grant.expires_at <= now || grant.account.disabled_at.is_some() {
             return Err(to_login());
         }
+        let manager = grant.account.role == Role::Manager;
         Ok(Self {
-            account: grant.account,
+            org_uuid: grant.account.org_uuid,
+            account_uuid: Some(grant.account.uuid),
+            who: format!(
+                "{} · {}",
+                grant.account.name,
+                if manager {
+                    "manager"
+                } else {
+                    "member (read-only)"
+                }
+            ),
+            can_change: manager,
             csrf: csrf_of(&token),
             token,
         })
     }
+}
+
+/// Whether the browser reached us over TLS: orghooks serves plain HTTP, so
+/// this is a TLS-terminating proxy's `X-Forwarded-Proto` or `Forwarded`.
+pub(crate) fn over_tls(headers: &HeaderMap) -> bool {
+    let said = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                let v = v.to_ascii_lowercase();
+                v.split(',').next().is_some_and(|first| {
+                    first.trim() == "https" || first.split(';').any(|p| p.trim() == "proto=https")
+                })
+            })
+    };
+    said("x-forwarded-proto") || said("forwarded")
+}
+
+/// The session cookie: `Secure` over TLS; a portal session that may be
+/// framed (`http.frame_ancestors`) over TLS is `SameSite=None` and
+/// `Partitioned`, since a frame on another site is a cross-site context.
+fn session_cookie(state: &AppState, headers: &HeaderMap, token: &str, max_age: u64) -> HeaderValue {
+    let tls = over_tls(headers);
+    let framed = tls
+        && token.starts_with(credentials::PORTAL_SESSION_PREFIX)
+        && !state.config().http.frame_ancestors.is_empty();
+    let attributes = match (framed, tls) {
+        (true, _) => "; SameSite=None; Secure; Partitioned",
+        (false, true) => "; SameSite=Strict; Secure",
+        (false, false) => "; SameSite=Strict",
+    };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={token}; Path=/dashboard; HttpOnly; Max-Age={max_age}{attributes}"
+    ))
+    .expect("tokens are alphanumeric")
 }
 
 /// A submitted form's fields, in order, read like every other body:
@@ -222,7 +343,11 @@ async fn login_page() -> Response {
     pages::login(None, "").into_response()
 }
 
-async fn login(State(state): State<AppState>, FormFields(form): FormFields) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
     let field = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -230,38 +355,95 @@ async fn login(State(state): State<AppState>, FormFields(form): FormFields) -> R
             .unwrap_or_default()
     };
     let (client_id, client_secret) = (field("client_id"), field("client_secret"));
+    let again = |status: StatusCode, why: &str| {
+        (status, pages::login(Some(why), &client_id)).into_response()
+    };
     if client_id.is_empty() || client_secret.is_empty() {
-        return (
+        return again(
             StatusCode::BAD_REQUEST,
-            pages::login(
-                Some("Enter both the client ID and the client secret."),
-                &client_id,
-            ),
-        )
-            .into_response();
+            "Enter both the client ID and the client secret.",
+        );
+    }
+    if let Err(wait) = state.sign_in_wait(&client_id) {
+        let mut response = again(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins with this client ID; try again in {wait} s."),
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(wait));
+        return response;
     }
     let ttl = state.config().dashboard.session_ttl_secs;
     match crate::http::oauth::issue_for(&state, &client_id, &client_secret, ttl).await {
         Ok(Some(token)) => {
-            let cookie = format!(
-                "{COOKIE_NAME}={}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={ttl}",
-                token.access_token
-            );
             let mut response = redirect("/dashboard/webhooks");
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(SET_COOKIE, value);
-            }
+            response.headers_mut().insert(
+                SET_COOKIE,
+                session_cookie(&state, &headers, &token.access_token, ttl),
+            );
             response
         }
-        Ok(None) => (
-            StatusCode::UNAUTHORIZED,
-            pages::login(
-                Some("Sign-in failed: unknown client ID, wrong secret, or a disabled account."),
-                &client_id,
-            ),
-        )
-            .into_response(),
+        Ok(None) => {
+            state.sign_in_failed(&client_id);
+            again(
+                StatusCode::UNAUTHORIZED,
+                "Sign-in failed: unknown client ID, wrong secret, or a disabled account.",
+            )
+        }
         Err(e) => pages::failure(&e.message),
+    }
+}
+
+/// A portal link's page. Its token is in the URL's fragment, which the
+/// browser never sends; the script posts it back once, here, and the
+/// answer is the session.
+async fn portal_page() -> Response {
+    pages::portal(None).into_response()
+}
+
+/// Trades a portal link for a session, once.
+async fn open_portal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FormFields(form): FormFields,
+) -> Response {
+    let link = form
+        .iter()
+        .find(|(k, _)| k == "link")
+        .map(|(_, v)| v.trim())
+        .unwrap_or_default();
+    let refused = || {
+        (
+            StatusCode::FORBIDDEN,
+            pages::portal(Some(
+                "This portal link was already used or has expired. Ask for a new one.",
+            )),
+        )
+            .into_response()
+    };
+    if !link.starts_with(credentials::PORTAL_LINK_PREFIX) {
+        return refused();
+    }
+    let session = credentials::new_portal_session();
+    let now = state.now_ms();
+    match state
+        .store()
+        .open_portal_link(credentials::hash(link), credentials::hash(&session), now)
+        .await
+    {
+        Ok(Some(opened)) => {
+            tracing::info!(org_uuid = %opened.org_uuid, read_only = opened.read_only, "portal link opened");
+            let max_age = ((opened.expires_at - now) / 1000).max(1) as u64;
+            let mut response = redirect("/dashboard/webhooks");
+            response.headers_mut().insert(
+                SET_COOKIE,
+                session_cookie(&state, &headers, &session, max_age),
+            );
+            response
+        }
+        Ok(None) => refused(),
+        Err(e) => pages::failure(&e.to_string()),
     }
 }
 
@@ -275,11 +457,13 @@ async fn logout(
     if let Some(refused) = refusal(&session, &form, false) {
         return refused;
     }
-    if let Err(e) = state
-        .store()
-        .delete_token(credentials::hash(&session.token))
-        .await
-    {
+    let hash = credentials::hash(&session.token);
+    let ended = if session.is_portal() {
+        state.store().delete_portal_session(hash).await
+    } else {
+        state.store().delete_token(hash).await
+    };
+    if let Err(e) = ended {
         return pages::failure(&e.to_string());
     }
     let mut response = redirect("/dashboard/login");

@@ -24,10 +24,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     a.brand href="/dashboard/webhooks" { "orghooks" }
                     @if let Some(s) = session {
                         nav aria-label="Account" {
-                            span.who {
-                                (s.account.name) " · "
-                                @if s.can_change() { "manager" } @else { "member (read-only)" }
-                            }
+                            span.who { (s.who) }
                             form method="post" action="/dashboard/logout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
                                 button.link type="submit" { "Sign out" }
@@ -61,6 +58,26 @@ pub fn login(error: Option<&str>, client_id: &str) -> Markup {
                 input id="client_secret" name="client_secret" type="password"
                     autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A portal link's landing page: its script posts the link's token (the
+/// URL's fragment) back once; `error` when that was refused.
+pub fn portal(error: Option<&str>) -> Markup {
+    page(
+        "Opening",
+        None,
+        html! {
+            h1 { "Opening your webhooks" }
+            @if let Some(error) = error {
+                p.error role="alert" id="portal-error" { (error) }
+            } @else {
+                p id="portal-wait" { "One moment… (this page needs JavaScript)" }
+                form id="portal-open" method="post" action="/dashboard/portal" {
+                    input type="hidden" name="link" value="";
+                }
             }
         },
     )

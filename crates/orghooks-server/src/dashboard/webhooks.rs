@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use orghooks_core::clock::format_ms;
-use orghooks_store::{StoreError, Webhook};
+use orghooks_store::{DeliveryStatus, StoreError, Webhook};
 use uuid::Uuid;
 
 use super::pages::{self, page};
 use super::{FormFields, Session, redirect, refusal};
+use crate::delivery::CircuitView;
 use crate::http::error::ApiError;
 use crate::http::views::masked_url;
 use crate::http::webhooks::{
@@ -23,10 +24,17 @@ use crate::state::AppState;
 
 /// The organization's webhooks, with how many more it may have.
 pub async fn list(State(state): State<AppState>, session: Session) -> Response {
-    let webhooks = match state.store().list_webhooks(session.account.org_uuid).await {
+    let webhooks = match state.store().list_webhooks(session.org_uuid).await {
         Ok(w) => w,
         Err(e) => return pages::failure(&e.to_string()),
     };
+    let mut health = Vec::with_capacity(webhooks.len());
+    for w in &webhooks {
+        match Health::of(&state, w).await {
+            Ok(h) => health.push(h),
+            Err(e) => return pages::failure(&e.to_string()),
+        }
+    }
     let limit = state.config().webhooks.limit();
     let max = limit.max_per_org;
     let counted = webhooks
@@ -48,8 +56,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                 p.empty { "No webhooks yet." }
             }
             ul.webhooks {
-                @for w in &webhooks {
-                    li.card data-webhook=(w.uuid) { (summary(w)) }
+                @for (w, h) in webhooks.iter().zip(&health) {
+                    li.card data-webhook=(w.uuid) { (summary(w)) (h.render()) }
                 }
             }
         },
@@ -78,8 +86,97 @@ fn summary(w: &Webhook) -> Markup {
     }
 }
 
+/// Slices of the health chart, and their length.
+const SLICES: i64 = 24;
+const SLICE_MS: i64 = 3_600_000;
+
+/// A webhook's last 24 hours: its deliveries per hour by outcome, and its
+/// circuit as this node knows it.
+struct Health {
+    /// Per hour, oldest first: (succeeded, failed, other).
+    hours: Vec<(u32, u32, u32)>,
+    circuit: CircuitView,
+}
+
+impl Health {
+    async fn of(state: &AppState, w: &Webhook) -> Result<Self, StoreError> {
+        let now = state.now_ms();
+        // Whole hours, so that a bar does not shift while one looks.
+        let since = (now / SLICE_MS - (SLICES - 1)) * SLICE_MS;
+        let mut hours = vec![(0, 0, 0); SLICES as usize];
+        for c in state
+            .store()
+            .delivery_counts(w.uuid, since, SLICE_MS)
+            .await?
+        {
+            let Some(hour) = usize::try_from(c.slice).ok().and_then(|i| hours.get_mut(i)) else {
+                continue;
+            };
+            match c.status {
+                DeliveryStatus::Succeeded => hour.0 += c.count,
+                DeliveryStatus::Failed => hour.1 += c.count,
+                _ => hour.2 += c.count,
+            }
+        }
+        Ok(Self {
+            hours,
+            circuit: state.outbox().circuit(w.uuid),
+        })
+    }
+
+    fn render(&self) -> Markup {
+        let (ok, failed, other) = self
+            .hours
+            .iter()
+            .fold((0, 0, 0), |t, h| (t.0 + h.0, t.1 + h.1, t.2 + h.2));
+        let total = ok + failed + other;
+        let rate = (ok + failed > 0).then(|| f64::from(ok) * 100.0 / f64::from(ok + failed));
+        let deliveries = if total == 1 { "delivery" } else { "deliveries" };
+        let summary = match rate {
+            Some(r) => format!("{total} {deliveries} in 24 h, {r:.1} % of finished ones succeeded"),
+            None if total > 0 => format!("{total} {deliveries} in 24 h, none finished yet"),
+            None => "No deliveries in 24 h".to_owned(),
+        };
+        let max = self
+            .hours
+            .iter()
+            .map(|h| h.0 + h.1 + h.2)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        // Bars 4 wide and 1 apart in a 120 × 24 box; each stacked from the
+        // bottom: succeeded, failed, the rest.
+        let height = |n: u32| f64::from(n) * 24.0 / f64::from(max);
+        html! {
+            div.health {
+                svg.chart viewBox="0 0 120 24" width="120" height="24" role="img"
+                    aria-label={ "Deliveries per hour over the last 24 hours: " (summary) } {
+                    @for (i, (s, f, o)) in self.hours.iter().enumerate() {
+                        @let x = i * 5;
+                        @let (hs, hf, ho) = (height(*s), height(*f), height(*o));
+                        @if *s > 0 { rect.ok x=(x) y=(24.0 - hs) width="4" height=(hs) {} }
+                        @if *f > 0 { rect.bad x=(x) y=(24.0 - hs - hf) width="4" height=(hf) {} }
+                        @if *o > 0 { rect.wait x=(x) y=(24.0 - hs - hf - ho) width="4" height=(ho) {} }
+                    }
+                }
+                span.rate data-health { (summary) }
+            }
+            p.circuit data-circuit {
+                @match self.circuit {
+                    CircuitView::Closed => "Circuit closed: deliveries flow",
+                    CircuitView::Open(c) => {
+                        "Circuit open since " (format_ms(c.opened_at)) " after " (c.failures)
+                        " failed attempts in a row; deliveries wait, next try at " (format_ms(c.probe_at))
+                    },
+                    CircuitView::Unknown => "Circuit state: kept by the worker nodes",
+                }
+            }
+        }
+    }
+}
+
 /// Why a webhook page cannot be shown.
-enum Unavailable {
+pub(super) enum Unavailable {
     /// Not in the caller's organization (or no such webhook at all).
     NotFound,
     Failed(String),
@@ -95,17 +192,13 @@ impl IntoResponse for Unavailable {
 }
 
 /// The webhook at `raw` in the session's organization.
-async fn webhook_of(
+pub(super) async fn webhook_of(
     state: &AppState,
     session: &Session,
     raw: &str,
 ) -> Result<Webhook, Unavailable> {
     let id = Uuid::parse_str(raw).map_err(|_| Unavailable::NotFound)?;
-    match state
-        .store()
-        .get_webhook(session.account.org_uuid, id)
-        .await
-    {
+    match state.store().get_webhook(session.org_uuid, id).await {
         Ok(w) => Ok(w),
         Err(StoreError::NotFound) => Err(Unavailable::NotFound),
         Err(e) => Err(Unavailable::Failed(e.to_string())),
@@ -114,7 +207,7 @@ async fn webhook_of(
 
 /// A change's form and the webhook it is for, once the CSRF token and the
 /// role are checked; otherwise the page to answer.
-async fn change_of(
+pub(super) async fn change_of(
     state: &AppState,
     session: &Session,
     raw: &str,
@@ -128,7 +221,7 @@ async fn change_of(
         .map_err(|e| Box::new(e.into_response()))
 }
 
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+pub(super) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -182,6 +275,12 @@ fn detail_page(
                 dt { "Accounts" } dd {
                     @if w.account_uuids.is_empty() { "every account of the organization" }
                     @else { (w.account_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")) }
+                }
+            }
+            p.actions {
+                a.button href={ (base) "/deliveries" } id="deliveries-link" { "Deliveries" }
+                @if session.can_change() {
+                    a.button href={ (base) "/test" } id="test-link" { "Send a test" }
                 }
             }
             @if session.can_change() {
@@ -244,7 +343,7 @@ pub async fn save(
     };
     let form = WebhookForm::read(&pairs);
     let result = match form.update(&current) {
-        Ok(body) => update(&state, &session.account, current.uuid, body)
+        Ok(body) => update(&state, session.org_uuid, current.uuid, body)
             .await
             .map_err(|e| (field_of(&e), e.message)),
         Err((field, message)) => Err((Some(field), message)),
@@ -278,7 +377,7 @@ pub async fn set_active(
         }),
         event_names: None,
     };
-    match update(&state, &session.account, current.uuid, change).await {
+    match update(&state, session.org_uuid, current.uuid, change).await {
         Ok(w) => redirect(&format!("/dashboard/webhooks/{}", w.uuid)),
         Err(e) => pages::failure(&e.message),
     }
@@ -518,7 +617,7 @@ pub async fn create(
     }
     let form = WebhookForm::read(&pairs);
     let result = match form.body() {
-        Ok(body) => add(&state, &session.account, body)
+        Ok(body) => add(&state, session.org_uuid, body)
             .await
             .map_err(|e| (field_of(&e), e.message)),
         Err((field, message)) => Err((Some(field), message)),
@@ -554,11 +653,7 @@ async fn form_page(
             format!("/dashboard/webhooks/{}", w.uuid),
         ),
     };
-    let accounts = match state
-        .store()
-        .list_accounts(Some(session.account.org_uuid))
-        .await
-    {
+    let accounts = match state.store().list_accounts(Some(session.org_uuid)).await {
         Ok(a) => a,
         Err(e) => return pages::failure(&e.to_string()),
     };

@@ -273,6 +273,7 @@ impl Dispatcher {
             match transition {
                 Transition::Stay => {}
                 Transition::Closed => {
+                    self.shared.circuit_closed(webhook);
                     self.shared.release(webhook);
                     self.shared.metrics.circuits_open.dec();
                     tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
@@ -286,12 +287,14 @@ impl Dispatcher {
                     });
                 }
                 Transition::Opened { probe_at } => {
+                    self.shared.circuit_open(webhook, now, failures, probe_at);
                     self.shared.hold_back(webhook, Some(probe_at));
                     self.shared.metrics.circuits_open.inc();
                     tracing::warn!(webhook_uuid = %webhook, failures,
                         "circuit opened: deliveries wait while one probe at a time retries");
                 }
                 Transition::Reopened { probe_at } => {
+                    self.shared.circuit_open(webhook, now, failures, probe_at);
                     self.shared.hold_back(webhook, Some(probe_at));
                 }
                 Transition::Disable { opened_at } => {
@@ -301,6 +304,7 @@ impl Dispatcher {
                         orghooks_core::clock::format_ms(opened_at),
                         orghooks_core::clock::format_ms(now)
                     ));
+                    self.shared.circuit_closed(webhook);
                     self.shared.release(webhook);
                     self.shared.metrics.circuits_open.dec();
                 }
@@ -402,6 +406,7 @@ impl Dispatcher {
         {
             self.shared.metrics.circuits_open.dec();
         }
+        self.shared.circuit_closed(webhook);
         self.shared.release(webhook);
     }
 

@@ -50,6 +50,26 @@ pub(crate) enum Msg {
     },
 }
 
+/// A webhook's open circuit: its receiver failed
+/// `delivery.circuit_failure_threshold` times in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenCircuit {
+    pub opened_at: i64,
+    /// Failed attempts in a row so far.
+    pub failures: u32,
+    /// When the next probe may go.
+    pub probe_at: i64,
+}
+
+/// What a node knows of a webhook's circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitView {
+    Closed,
+    Open(OpenCircuit),
+    /// This node does not deliver (role `api`): the workers know.
+    Unknown,
+}
+
 /// What the engine's tasks share.
 pub(crate) struct Shared {
     pub node_id: String,
@@ -67,6 +87,8 @@ pub(crate) struct Shared {
     /// open circuits until their next probe. Their deliveries wait in the
     /// database instead of being taken and written back.
     pub held_back: std::sync::Mutex<std::collections::HashMap<Uuid, Option<i64>>>,
+    /// The open circuits of this node's lanes, for the dashboard.
+    pub open_circuits: std::sync::Mutex<std::collections::HashMap<Uuid, OpenCircuit>>,
     /// Deliveries whose outcome is decided but not committed yet. They are
     /// still leased here: their leases are renewed like the others', and a
     /// claim that takes one back is ignored, so a completer that falls
@@ -149,6 +171,30 @@ impl Shared {
             .insert(webhook, until);
     }
 
+    /// Notes the webhook's circuit open (or still open after a probe).
+    fn circuit_open(&self, webhook: Uuid, now: i64, failures: u32, probe_at: i64) {
+        self.open_circuits
+            .lock()
+            .expect("circuits lock")
+            .entry(webhook)
+            .and_modify(|c| {
+                c.failures = failures;
+                c.probe_at = probe_at;
+            })
+            .or_insert(OpenCircuit {
+                opened_at: now,
+                failures,
+                probe_at,
+            });
+    }
+
+    fn circuit_closed(&self, webhook: Uuid) {
+        self.open_circuits
+            .lock()
+            .expect("circuits lock")
+            .remove(&webhook);
+    }
+
     /// Takes a webhook's deliveries again, and looks for them now.
     fn release(&self, webhook: Uuid) {
         if self
@@ -199,6 +245,7 @@ impl Engine {
             metrics,
             claim_wake: Notify::new(),
             held_back: std::sync::Mutex::new(std::collections::HashMap::new()),
+            open_circuits: std::sync::Mutex::new(std::collections::HashMap::new()),
             unwritten: std::sync::Mutex::new(std::collections::HashSet::new()),
             renewing: std::sync::atomic::AtomicBool::new(false),
         });
@@ -233,6 +280,23 @@ impl Engine {
         self.shared.targets.invalidate(webhook);
         let _ = self.tx.send(Msg::Changed(webhook));
         self.shared.wake_claimer();
+    }
+
+    /// The webhook's circuit on this node.
+    pub fn circuit(&self, webhook: Uuid) -> CircuitView {
+        if !self.delivers {
+            return CircuitView::Unknown;
+        }
+        match self
+            .shared
+            .open_circuits
+            .lock()
+            .expect("circuits lock")
+            .get(&webhook)
+        {
+            Some(open) => CircuitView::Open(*open),
+            None => CircuitView::Closed,
+        }
     }
 
     /// Looks for due deliveries now rather than at the next interval.

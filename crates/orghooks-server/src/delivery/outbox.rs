@@ -76,6 +76,11 @@ impl Outbox {
         Ok(results)
     }
 
+    /// The webhook's circuit as this node knows it.
+    pub fn circuit(&self, webhook: Uuid) -> super::CircuitView {
+        self.engine.circuit(webhook)
+    }
+
     /// Creates a test delivery of `event` to `webhook` and starts it;
     /// answers the delivery's uuid.
     pub async fn send_test(&self, webhook: Uuid, event: NewEvent) -> Result<Uuid, StoreError> {

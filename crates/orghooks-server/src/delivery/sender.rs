@@ -102,7 +102,7 @@ impl Sender {
         let result = match self.request(target, job, request_id, now_ms) {
             Ok(req) => {
                 request_headers = Some(req.headers().clone());
-                tokio::time::timeout(self.timeout, self.exchange(req))
+                tokio::time::timeout(self.timeout, self.exchange(req, job.is_test))
                     .await
                     .unwrap_or(Err(AttemptError::Timeout(self.timeout)))
             }
@@ -110,11 +110,12 @@ impl Sender {
         };
         let duration = started.elapsed();
         match result {
-            // Headers are kept where they explain something: failed attempts.
+            // Headers are kept where they explain something: failed attempts,
+            // and tests, which show the whole exchange.
             Ok(answer) => Attempt {
                 request_id,
                 request_headers: request_headers
-                    .filter(|_| !(200..300).contains(&answer.status))
+                    .filter(|_| job.is_test || !(200..300).contains(&answer.status))
                     .map(|h| masked_headers(&h)),
                 started_at_ms: now_ms,
                 duration,
@@ -191,7 +192,13 @@ impl Sender {
             .map_err(|e| AttemptError::Network(format!("cannot build the request: {e}")))
     }
 
-    async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<Answer, AttemptError> {
+    /// Sends the request and reads the answer; its headers and body are
+    /// kept for a failure, or always with `keep`.
+    async fn exchange(
+        &self,
+        req: Request<Full<Bytes>>,
+        keep: bool,
+    ) -> Result<Answer, AttemptError> {
         let response = self.client.request(req).await.map_err(|e| {
             if is_refused(&e) {
                 AttemptError::Blocked(error_chain(&e))
@@ -205,18 +212,19 @@ impl Sender {
             .headers()
             .get(RETRY_AFTER)
             .and_then(parse_retry_after);
-        let headers = (!success).then(|| headers_json(response.headers()));
-        let limit = if success {
-            MAX_DRAINED_BODY
-        } else {
+        let keep = keep || !success;
+        let headers = keep.then(|| headers_json(response.headers()));
+        let limit = if keep {
             MAX_KEPT_BODY
+        } else {
+            MAX_DRAINED_BODY
         };
         let collected = Limited::new(response.into_body(), limit).collect().await;
-        let body = match (success, collected) {
-            (true, _) => None,
-            (false, Ok(c)) => Some(String::from_utf8_lossy(&c.to_bytes()).into_owned()),
+        let body = match (keep, collected) {
+            (false, _) => None,
+            (true, Ok(c)) => Some(String::from_utf8_lossy(&c.to_bytes()).into_owned()),
             // Larger than we keep: say so rather than keep a truncated guess.
-            (false, Err(_)) => Some(format!(
+            (true, Err(_)) => Some(format!(
                 "(response body larger than {MAX_KEPT_BODY} bytes, not kept)"
             )),
         };
@@ -231,7 +239,7 @@ impl Sender {
 
 struct Answer {
     status: u16,
-    /// Kept for non-2xx answers only.
+    /// Kept for non-2xx answers and tests only.
     headers: Option<String>,
     body: Option<String>,
     retry_after: Option<Duration>,

@@ -398,7 +398,7 @@ pub async fn test(
 
 /// The test delivery's first attempt once it is written, waiting at most
 /// as long as one attempt may take.
-async fn first_attempt(
+pub(crate) async fn first_attempt(
     state: &AppState,
     webhook: Uuid,
     delivery: Uuid,

@@ -203,7 +203,7 @@ fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
         .map_err(|_| invalid(format!("{name}: {text:?} is not an RFC 3339 timestamp")))
 }
 
-fn parse_filter(
+pub(crate) fn parse_filter(
     state: &AppState,
     raw: HashMap<String, String>,
 ) -> Result<DeliveryFilter, ApiError> {
@@ -323,8 +323,22 @@ pub async fn list_deliveries(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Envelope<DeliveryPage>>, ApiError> {
     let Query(raw) = query.map_err(|e| invalid(format!("query: {e}")))?;
-    let mut filter = parse_filter(&state, raw)?;
+    let filter = parse_filter(&state, raw)?;
     own_webhook(&state, caller.org_uuid, webhook).await?;
+    let (rows, next_cursor) = page(&state, webhook, filter).await?;
+    Ok(ok(DeliveryPage {
+        deliveries: rows.iter().map(DeliveryView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One page of a webhook's deliveries, and the cursor of the next page
+/// when there is one (the API and the dashboard).
+pub(crate) async fn page(
+    state: &AppState,
+    webhook: Uuid,
+    mut filter: DeliveryFilter,
+) -> Result<(Vec<DeliverySummary>, Option<String>), ApiError> {
     let limit = filter.limit;
     filter.limit += 1;
     let mut rows = state.store().list_deliveries(webhook, filter).await?;
@@ -332,10 +346,7 @@ pub async fn list_deliveries(
         rows.truncate(limit as usize);
         CURSOR.encode(rows.last().expect("a full page").id.to_string())
     });
-    Ok(ok(DeliveryPage {
-        deliveries: rows.iter().map(DeliveryView::from).collect(),
-        next_cursor,
-    }))
+    Ok((rows, next_cursor))
 }
 
 /// One delivery with every attempt.
@@ -391,7 +402,26 @@ pub async fn redeliver(
     Manager(caller): Manager,
     path: DeliveryPath,
 ) -> Result<axum::Json<Envelope<Redelivered>>, ApiError> {
-    let webhook = own_webhook(&state, caller.org_uuid, path.webhook).await?;
+    let status = resend(&state, caller.org_uuid, path.webhook, path.delivery).await?;
+    Ok(ok(Redelivered {
+        uuid: path.delivery,
+        status,
+    }))
+}
+
+/// Sends one delivery of the organization's webhook again (the API and the
+/// dashboard); answers the delivery's status now.
+pub(crate) async fn resend(
+    state: &AppState,
+    org: Uuid,
+    webhook_uuid: Uuid,
+    delivery: Uuid,
+) -> Result<String, ApiError> {
+    let path = DeliveryPath {
+        webhook: webhook_uuid,
+        delivery,
+    };
+    let webhook = own_webhook(state, org, path.webhook).await?;
     if !webhook.is_active {
         return Err(ApiError::new(
             ErrorCode::WebhookInactive,
@@ -429,10 +459,7 @@ pub async fn redeliver(
             detail.summary.status.as_str().to_owned()
         }
     };
-    Ok(ok(Redelivered {
-        uuid: path.delivery,
-        status,
-    }))
+    Ok(status)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -472,11 +499,30 @@ pub async fn recover(
 ) -> Result<axum::Json<Envelope<Recovered>>, ApiError> {
     check_fields(&body, "", &["since", "until"], &[])?;
     let input: RecoverBody = parse_fields(body)?;
+    let recovered = recover_window(
+        &state,
+        caller.org_uuid,
+        webhook,
+        &input.since,
+        input.until.as_deref(),
+    )
+    .await?;
+    Ok(ok(Recovered { recovered }))
+}
+
+/// Queues again the failed deliveries of the organization's webhook created
+/// in `[since, until)` (RFC 3339; `until` defaults to now): the API and the
+/// dashboard. Answers how many.
+pub(crate) async fn recover_window(
+    state: &AppState,
+    org: Uuid,
+    webhook: Uuid,
+    since: &str,
+    until: Option<&str>,
+) -> Result<u64, ApiError> {
     let now = state.now_ms();
-    let since = parse_time("since", &input.since)?;
-    let until = input
-        .until
-        .as_deref()
+    let since = parse_time("since", since)?;
+    let until = until
         .map(|u| parse_time("until", u))
         .transpose()?
         .unwrap_or(now);
@@ -486,7 +532,7 @@ pub async fn recover(
             "since: the window must end after it starts and span at most 14 days",
         ));
     }
-    let w = own_webhook(&state, caller.org_uuid, webhook).await?;
+    let w = own_webhook(state, org, webhook).await?;
     if !w.is_active {
         return Err(ApiError::new(
             ErrorCode::WebhookInactive,
@@ -495,5 +541,5 @@ pub async fn recover(
     }
     let recovered = state.outbox().recover(webhook, since, until).await?;
     tracing::info!(webhook_uuid = %webhook, recovered, "failed deliveries recovered");
-    Ok(ok(Recovered { recovered }))
+    Ok(recovered)
 }

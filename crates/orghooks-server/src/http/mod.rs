@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod oauth;
+pub mod portal;
 pub mod serve;
 pub mod views;
 pub mod webhooks;
@@ -44,6 +45,7 @@ use error::{ApiError, ErrorCode, ErrorEnvelope};
         (name = "events", description = "The event catalog"),
         (name = "deliveries", description = "A webhook's delivery log, redelivery and recovery (manager role)"),
         (name = "publish", description = "The platform publishes events (publisher tokens)"),
+        (name = "portal", description = "One-time links that open the dashboard for an organization (publisher tokens)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -111,6 +113,7 @@ fn documented_routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     operations_routes()
         .merge(batch)
         .routes(routes!(events::publish))
+        .routes(routes!(portal::create_session))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(deliveries::list_deliveries))
         .routes(routes!(deliveries::get_delivery))
@@ -288,7 +291,7 @@ pub fn router(state: AppState) -> axum::Router {
     };
     let (mut router, api) = routes.split_for_parts();
     if state.config().node.role.serves_api() {
-        router = router.merge(crate::dashboard::router());
+        router = router.merge(crate::dashboard::router(&state));
     }
     let doc = OpenApiJson(Arc::new(render_openapi(
         &api,

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -108,6 +110,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
         (status = 200, body = TokenResponse),
         (status = 400, body = OAuthError),
         (status = 401, body = OAuthError),
+        (status = 429, description = "Too many failed attempts with this client_id; retry after Retry-After", body = OAuthError),
     )
 )]
 pub async fn token(State(state): State<AppState>, req: Request) -> Response {
@@ -159,6 +162,17 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
         (None, Some(id), Some(secret)) => (id, secret),
         _ => return invalid_request("client_id and client_secret are required"),
     };
+    if let Err(wait) = state.sign_in_wait(&client_id) {
+        let mut response = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_client",
+            &format!("too many failed attempts with this client_id; retry in {wait} s"),
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait));
+        return response;
+    }
     let ttl = state.config().auth.token_ttl_secs;
     match issue_for(&state, &client_id, &client_secret, ttl).await {
         Ok(Some(token)) => {
@@ -168,7 +182,10 @@ pub async fn token(State(state): State<AppState>, req: Request) -> Response {
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Ok(None) => invalid_client(),
+        Ok(None) => {
+            state.sign_in_failed(&client_id);
+            invalid_client()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -212,17 +212,17 @@ pub async fn add_webhook(
 ) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
     check_body(&body)?;
     let input: AddWebhookBody = parse_fields(body)?;
-    let webhook = add(&state, &caller, input).await?;
+    let webhook = add(&state, caller.org_uuid, input).await?;
     Ok(ok(WebhookView::new(
         &webhook,
         state.config().delivery.default_max_in_flight,
     )))
 }
 
-/// Adds a webhook to `caller`'s organization (the API and the dashboard).
+/// Adds a webhook to the organization `org` (the API and the dashboard).
 pub(crate) async fn add(
     state: &AppState,
-    caller: &orghooks_store::Account,
+    org: Uuid,
     input: AddWebhookBody,
 ) -> Result<Webhook, ApiError> {
     let w = input.webhook;
@@ -236,13 +236,13 @@ pub(crate) async fn add(
     let event_names = parse_event_names(&input.event_names, state.catalog())?;
     let max_in_flight = w.max_in_flight.map(parse_max_in_flight).transpose()?;
     let account_uuids = match &w.account_uuids {
-        Some(list) => parse_accounts(state, caller.org_uuid, list).await?,
+        Some(list) => parse_accounts(state, org, list).await?,
         None => Vec::new(),
     };
     let max = state.config().webhooks.max_per_org;
     let new = NewWebhook {
         uuid: Uuid::new_v4(),
-        org_uuid: caller.org_uuid,
+        org_uuid: org,
         url: url.without_password().to_owned(),
         url_password_sealed: url.password().map(|p| state.keyring().seal(p)),
         description,
@@ -261,7 +261,7 @@ pub(crate) async fn add(
         .insert_webhook(new, state.config().webhooks.limit())
         .await
         .map_err(|e| store_error(e, id, Some(&url), max))?;
-    tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %caller.org_uuid, url = %url, "webhook added");
+    tracing::info!(webhook_uuid = %webhook.uuid, org_uuid = %org, url = %url, "webhook added");
     Ok(webhook)
 }
 
@@ -389,14 +389,14 @@ pub async fn update_webhook(
 ) -> Result<axum::Json<Envelope<Empty>>, ApiError> {
     check_body(&body)?;
     let input: UpdateWebhookBody = parse_fields(body)?;
-    update(&state, &caller, id, input).await?;
+    update(&state, caller.org_uuid, id, input).await?;
     Ok(ok(Empty {}))
 }
 
-/// Changes a webhook of `caller`'s organization (the API and the dashboard).
+/// Changes a webhook of the organization `org` (the API and the dashboard).
 pub(crate) async fn update(
     state: &AppState,
-    caller: &orghooks_store::Account,
+    org: Uuid,
     id: Uuid,
     input: UpdateWebhookBody,
 ) -> Result<Webhook, ApiError> {
@@ -406,7 +406,7 @@ pub(crate) async fn update(
             "body: give webhook, event_names, or both",
         ));
     }
-    let current = load(state, caller.org_uuid, id).await?;
+    let current = load(state, org, id).await?;
     let change = input.webhook.unwrap_or_default();
     if current.owner_account.is_some() && change.account_uuids.is_some() {
         return Err(ApiError::new(
@@ -444,7 +444,7 @@ pub(crate) async fn update(
         ordering: change.ordering,
         max_in_flight: change.max_in_flight.map(parse_max_in_flight).transpose()?,
         account_uuids: match &change.account_uuids {
-            Some(list) => Some(parse_accounts(state, caller.org_uuid, list).await?),
+            Some(list) => Some(parse_accounts(state, org, list).await?),
             None => None,
         },
         secret_sealed: None,
@@ -467,10 +467,10 @@ pub(crate) async fn update(
     let max = state.config().webhooks.max_per_org;
     let changed = state
         .outbox()
-        .change_webhook(caller.org_uuid, id, patch)
+        .change_webhook(org, id, patch)
         .await
         .map_err(|e| store_error(e, id, url.as_ref(), max))?;
-    tracing::info!(webhook_uuid = %id, org_uuid = %caller.org_uuid, "webhook updated");
+    tracing::info!(webhook_uuid = %id, org_uuid = %org, "webhook updated");
     Ok(changed)
 }
 
@@ -635,6 +635,20 @@ pub async fn test_webhook(
             format!("event_uuid: no event type {}", input.event_uuid),
         )
     })?;
+    let uuid = send_test(&state, &webhook, event_type, caller.uuid).await?;
+    let payload = event_type.example.as_object().cloned().unwrap_or_default();
+    Ok(ok(TestDelivery { uuid, payload }))
+}
+
+/// Sends the example of `event_type` to `webhook` as a test delivery on
+/// behalf of `account` (the API and the dashboard); answers its uuid.
+pub(crate) async fn send_test(
+    state: &AppState,
+    webhook: &Webhook,
+    event_type: &orghooks_core::catalog::EventType,
+    account: Uuid,
+) -> Result<Uuid, ApiError> {
+    let id = webhook.uuid;
     if !event_type.is_active {
         return Err(ApiError::new(
             ErrorCode::EventNameInactive,
@@ -660,7 +674,7 @@ pub async fn test_webhook(
     let now = state.now_ms();
     let event = NewEvent {
         uuid: Uuid::new_v4(),
-        account_uuid: caller.uuid,
+        account_uuid: account,
         event_name: event_type.name.clone(),
         book_uuid: event_type
             .example
@@ -677,8 +691,7 @@ pub async fn test_webhook(
         .await
         .map_err(or_webhook_not_found(id))?;
     tracing::info!(webhook_uuid = %id, delivery_uuid = %uuid, event_name = %event_type.name, "test delivery queued");
-    let payload = event_type.example.as_object().cloned().unwrap_or_default();
-    Ok(ok(TestDelivery { uuid, payload }))
+    Ok(uuid)
 }
 
 /// A webhook as Add and Retrieve show it: what this file parses, it shows.

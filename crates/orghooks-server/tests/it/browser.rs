@@ -19,6 +19,7 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     test: String,
+    width: u32,
 }
 
 fn screenshots() -> PathBuf {
@@ -87,6 +88,7 @@ impl Browser {
                             client,
                             driver: driver.take().unwrap(),
                             test: test.to_owned(),
+                            width,
                         });
                     }
                     // chromedriver is not listening yet: ask again shortly.
@@ -200,9 +202,29 @@ impl Browser {
         }
     }
 
-    /// Saves the page as `target/dashboard-screenshots/<test>-<page>.png`.
+    /// Saves the page as `target/dashboard-screenshots/<test>-<page>.png`,
+    /// the whole page on a desktop width (the window grows to hold it).
     pub async fn shot(&self, page: &str) -> PathBuf {
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(900)
+            .clamp(900, 4000) as u32;
+        let tall = self.width >= 600 && height > 900;
+        if tall {
+            // The window's frame takes some of its height: a little more.
+            self.client
+                .set_window_size(self.width, height + 120)
+                .await
+                .unwrap();
+        }
         let png = self.client.screenshot().await.unwrap();
+        if tall {
+            self.client.set_window_size(self.width, 900).await.unwrap();
+        }
         std::fs::create_dir_all(screenshots()).unwrap();
         let path = screenshots().join(format!("{}-{page}.png", self.test));
         std::fs::write(&path, png).unwrap();

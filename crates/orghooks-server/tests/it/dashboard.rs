@@ -10,7 +10,7 @@ use crate::browser::Browser;
 use crate::helpers::{Tenant, TestApp, spawn_app};
 
 /// Signs in through the form in the browser.
-async fn sign_in(browser: &Browser, app: &TestApp, t: &Tenant) {
+pub async fn sign_in(browser: &Browser, app: &TestApp, t: &Tenant) {
     browser.goto(&format!("{}/dashboard/login", app.base)).await;
     browser.fill("#client_id", &t.client_id).await;
     browser.fill("#client_secret", &t.client_secret).await;
@@ -131,6 +131,30 @@ async fn a_phone_width_page_keeps_a_long_url_and_description_inside_it() {
         .unwrap();
     assert!(!overflow, "nothing is wider than the phone's screen");
     browser.shot("webhooks-phone").await;
+    let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
+    let webhook = list["response"]["webhooks"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser
+        .goto(&format!(
+            "{}/dashboard/webhooks/{webhook}/deliveries",
+            app.base
+        ))
+        .await;
+    browser.text_of("form.filters").await;
+    let overflow: bool = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(!overflow, "the delivery log fits the phone too");
+    browser.shot("deliveries-phone").await;
     browser.close().await;
 }
 
@@ -182,7 +206,7 @@ async fn another_orgs_webhook_is_not_found_and_members_cannot_add() {
 
 /// A client that keeps no cookies and follows no redirects: what each
 /// answer really is.
-fn plain() -> reqwest::Client {
+pub fn plain() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -190,7 +214,7 @@ fn plain() -> reqwest::Client {
 }
 
 /// Signs in over HTTP; answers the session cookie and the page's CSRF token.
-async fn session(app: &TestApp, t: &Tenant) -> (String, String) {
+pub async fn session(app: &TestApp, t: &Tenant) -> (String, String) {
     let client = plain();
     let resp = client
         .post(format!("{}/dashboard/login", app.base))
@@ -299,15 +323,14 @@ async fn changes_need_the_csrf_token_and_the_manager_role() {
 
 #[tokio::test]
 async fn no_password_or_secret_is_ever_rendered() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_delivering(|_| {}).await;
     let t = app.tenant().await;
-    let id = app
-        .add_webhook(
-            &t.token,
-            "https://user:hunter2-password@receiver.example.com/",
-            &["book.verified"],
-        )
-        .await;
+    let receiver =
+        crate::receiver::TestReceiver::start(crate::receiver::Behavior::Status(500)).await;
+    let url = receiver
+        .url("/")
+        .replace("http://", "http://user:hunter2-password@");
+    let id = app.add_webhook(&t.token, &url, &["book.verified"]).await;
     let secret = "a-signing-secret-of-32-characters";
     let (status, _) = app
         .post(
@@ -317,10 +340,32 @@ async fn no_password_or_secret_is_ever_rendered() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A failed attempt keeps its request headers: Basic auth among them.
+    let p = app.publisher_token().await;
+    app.publish(
+        &p,
+        json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
+               "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
+    )
+    .await;
+    let log = app
+        .wait_until(
+            &format!("/v1/account/settings/webhook/{id}/deliveries"),
+            &t.token,
+            |b| b["response"]["deliveries"][0]["attempts"].as_u64() >= Some(1),
+        )
+        .await;
+    let delivery = log["response"]["deliveries"][0]["uuid"].as_str().unwrap();
+    let basic = receiver.requests()[0].header("authorization").to_owned();
+    assert!(basic.starts_with("Basic "), "{basic}");
     let (cookie, _) = session(&app, &t).await;
     for path in [
         "/dashboard/webhooks".to_owned(),
         format!("/dashboard/webhooks/{id}"),
+        format!("/dashboard/webhooks/{id}/edit"),
+        format!("/dashboard/webhooks/{id}/test"),
+        format!("/dashboard/webhooks/{id}/deliveries"),
+        format!("/dashboard/webhooks/{id}/deliveries/{delivery}"),
     ] {
         let page = plain()
             .get(format!("{}{path}", app.base))
@@ -331,11 +376,14 @@ async fn no_password_or_secret_is_ever_rendered() {
             .text()
             .await
             .unwrap();
-        assert!(
-            page.contains("user:****@receiver.example.com"),
-            "{path}: {page}"
-        );
+        let shown = if path.ends_with(delivery) {
+            "Basic ****" // the attempt's request headers
+        } else {
+            "user:****@127.0.0.1"
+        };
+        assert!(page.contains(shown), "{path}: {page}");
         assert!(!page.contains("hunter2"), "{path}");
+        assert!(!page.contains(&basic["Basic ".len()..]), "{path}");
         assert!(!page.contains(secret), "{path}");
         assert!(!page.contains(&t.client_secret), "{path}");
     }
@@ -446,4 +494,104 @@ async fn an_admin_edits_turns_off_and_on_sets_a_secret_and_deletes() {
     browser.expect_path("/dashboard/webhooks").await;
     assert_eq!(browser.text_of("#limit").await, "0 of 5 webhooks");
     browser.close().await;
+}
+
+#[tokio::test]
+async fn delivery_pages_are_the_orgs_own_and_read_only_for_members() {
+    let app = spawn_app().await;
+    let t = app.tenant().await;
+    let stranger = app.tenant().await;
+    let p = app.publisher_token().await;
+    let mine = app
+        .add_webhook(&t.token, "https://mine.example.com/", &["book.verified"])
+        .await;
+    let theirs = app
+        .add_webhook(
+            &stranger.token,
+            "https://their.example.com/",
+            &["book.verified"],
+        )
+        .await;
+    for tenant in [&t, &stranger] {
+        let (status, _) = app
+            .publish(
+                &p,
+                json!({"account_uuid": tenant.account, "payload": {"event_name": "book.verified",
+                       "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let first = |tenant: &Tenant, webhook: &str| {
+        let path = format!("/v1/account/settings/webhook/{webhook}/deliveries");
+        let token = tenant.token.clone();
+        let app = &app;
+        async move {
+            let (_, page) = app.get(&path, &token).await;
+            page["response"]["deliveries"][0]["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let my_delivery = first(&t, &mine).await;
+    let their_delivery = first(&stranger, &theirs).await;
+
+    let member = app.account(t.org, orghooks_store::Role::Member).await;
+    let (cookie, csrf) = session(&app, &member).await;
+    let get = |path: String| {
+        let cookie = cookie.clone();
+        let url = format!("{}{path}", app.base);
+        async move {
+            let resp = plain()
+                .get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let base = format!("/dashboard/webhooks/{mine}");
+    let (status, html) = get(format!("{base}/deliveries")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&my_delivery), "a member reads the log");
+    assert!(
+        !html.contains("Recover failed deliveries"),
+        "but recovers nothing"
+    );
+    let (status, html) = get(format!("{base}/deliveries/{my_delivery}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("Send again"));
+    let (status, _) = get(format!("{base}/test")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let resp = plain()
+        .post(format!(
+            "{}{base}/deliveries/{my_delivery}/redeliver",
+            app.base
+        ))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "a member cannot resend"
+    );
+
+    for path in [
+        format!("/dashboard/webhooks/{theirs}/deliveries"),
+        format!("/dashboard/webhooks/{theirs}/deliveries/{their_delivery}"),
+        format!("{base}/deliveries/{their_delivery}"),
+        format!("/dashboard/webhooks/{theirs}/test"),
+    ] {
+        let (status, html) = get(path.clone()).await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+            "{path}: {status}"
+        );
+        assert!(!html.contains("their.example.com"), "{path}");
+    }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod dashboard;
+mod dashboard_log;
 mod delivery;
 mod edge;
 mod helpers;
@@ -11,6 +12,7 @@ mod log;
 mod ocrolus;
 mod once;
 mod openapi;
+mod portal;
 mod publish;
 mod receiver;
 mod robustness;

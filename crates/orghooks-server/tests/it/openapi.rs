@@ -48,6 +48,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/v1/account/settings/webhook/rotate-secret"),
     ("POST", "/v1/events"),
     ("POST", "/v1/events/batch"),
+    ("POST", "/v1/portal/sessions"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),

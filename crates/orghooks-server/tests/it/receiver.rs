@@ -61,6 +61,8 @@ pub enum Behavior {
     Redirect(String),
     /// Answer this status after a pause.
     Slow { status: u16, pause: Duration },
+    /// Answer this status with this body and the header `x-receiver: test`.
+    Reply { status: u16, body: &'static str },
 }
 
 struct Inner {
@@ -227,6 +229,12 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             tokio::time::sleep(pause).await;
             StatusCode::from_u16(status).unwrap().into_response()
         }
+        Behavior::Reply { status, body } => (
+            StatusCode::from_u16(status).unwrap(),
+            [("x-receiver", "test")],
+            body,
+        )
+            .into_response(),
         Behavior::Hang => {
             inner.stop.cancelled().await;
             StatusCode::OK.into_response()

@@ -296,6 +296,10 @@ impl Tenancy for PgStore {
 
     async fn insert_portal_link(&self, l: NewPortalLink) -> Result<(), StoreError> {
         let client = self.client().await?;
+        let exists = row(&client, &tenancy::ORG_EXISTS, &[&l.org_uuid], |r| r.flag(0)).await?;
+        if exists != Some(true) {
+            return Err(StoreError::NotFound);
+        }
         exec(&client, &tenancy::PURGE_EXPIRED_PORTAL, &[&l.created_at]).await?;
         exec(
             &client,

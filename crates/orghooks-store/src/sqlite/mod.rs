@@ -348,17 +348,16 @@ impl Tenancy for SqliteStore {
     async fn insert_portal_link(&self, l: NewPortalLink) -> Result<(), StoreError> {
         self.writer
             .submit(move |conn| {
+                let org = l.org_uuid.to_string();
+                let exists = row(conn, &tenancy::ORG_EXISTS, [&org], |r| r.flag(0))?;
+                if exists != Some(true) {
+                    return Err(StoreError::NotFound);
+                }
                 exec(conn, &tenancy::PURGE_EXPIRED_PORTAL, [l.created_at])?;
                 exec(
                     conn,
                     &tenancy::INSERT_PORTAL_LINK,
-                    params![
-                        l.hash,
-                        l.org_uuid.to_string(),
-                        l.read_only,
-                        l.created_at,
-                        l.expires_at
-                    ],
+                    params![l.hash, org, l.read_only, l.created_at, l.expires_at],
                 )?;
                 Ok(())
             })

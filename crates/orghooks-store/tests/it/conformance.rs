@@ -1259,6 +1259,14 @@ pub async fn portal_links_open_once_into_sessions(store: Arc<dyn Store>) {
     };
     store.insert_portal_link(link(1, 100)).await.unwrap();
     store.insert_portal_link(link(2, 50)).await.unwrap();
+    let elsewhere = NewPortalLink {
+        org_uuid: Uuid::new_v4(),
+        ..link(3, 100)
+    };
+    assert!(matches!(
+        store.insert_portal_link(elsewhere).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(
         store.portal_session(vec![1; 32]).await.unwrap().is_none(),
         "an unopened link is no session"
