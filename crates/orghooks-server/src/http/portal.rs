@@ -30,6 +30,7 @@ pub struct PortalBody {
     pub org_uuid: Uuid,
     /// Seconds the link may wait to be opened; the session it opens ends
     /// then too. 60 to 86,400; default 3,600.
+    #[schema(minimum = 60, maximum = 86400)]
     pub ttl_secs: Option<u64>,
     /// A session that may look but not change anything; default false.
     pub read_only: Option<bool>,
