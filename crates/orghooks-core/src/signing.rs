@@ -49,9 +49,117 @@ pub fn standard(keys: &[&SecretString], webhook_id: &str, timestamp: i64, body: 
         .join(" ")
 }
 
+/// What a receiver got: the headers a signature covers, and the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// `Webhook-Timestamp` (Unix seconds).
+    pub timestamp: &'a str,
+    /// `Webhook-Request-Id` (the ocrolus scheme signs it).
+    pub request_id: &'a str,
+    /// `webhook-id` (the standard-webhooks scheme signs it).
+    pub webhook_id: &'a str,
+    /// `Webhook-Signature` / `webhook-signature`.
+    pub signature: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The receiver's check (`orghooks listen`, and what the receiver guide
+/// does by hand): the signature is one `secret` gives under `scheme`, and
+/// the timestamp is within `tolerance_secs` of `now_secs`. `Err` says why
+/// not, in words for a person.
+pub fn verify(
+    scheme: crate::webhook::SignatureScheme,
+    secret: &SecretString,
+    got: Received<'_>,
+    now_secs: i64,
+    tolerance_secs: u64,
+) -> Result<(), String> {
+    use crate::webhook::SignatureScheme;
+    if got.signature.is_empty() {
+        return Err("no signature header (does the webhook have a secret?)".into());
+    }
+    let timestamp: i64 = got
+        .timestamp
+        .trim()
+        .parse()
+        .map_err(|_| format!("timestamp {:?} is not Unix seconds", got.timestamp))?;
+    let age = now_secs - timestamp;
+    if age.unsigned_abs() > tolerance_secs {
+        return Err(format!(
+            "timestamp is {age} s from now, beyond the {tolerance_secs} s tolerance (a replay, or a wrong clock)"
+        ));
+    }
+    let matches = match scheme {
+        SignatureScheme::Ocrolus => {
+            let expected = ocrolus(secret, timestamp, got.request_id, got.body);
+            crate::credentials::hashes_equal(expected.as_bytes(), got.signature.trim().as_bytes())
+        }
+        SignatureScheme::StandardWebhooks => {
+            let expected = standard(&[secret], got.webhook_id, timestamp, got.body);
+            if expected.is_empty() {
+                return Err("the secret is not a standard-webhooks secret (whsec_…)".into());
+            }
+            got.signature
+                .split_whitespace()
+                .any(|sig| crate::credentials::hashes_equal(expected.as_bytes(), sig.as_bytes()))
+        }
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(format!(
+            "signature does not match (wrong secret, or not the {} scheme)",
+            scheme.as_str()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::SignatureScheme;
+
+    #[test]
+    fn verify_accepts_its_own_signatures_in_time_only() {
+        let secret = SecretString::new("0123456789abcdef");
+        let body = br#"{"a":1}"#;
+        let signature = ocrolus(&secret, 1_000, "req-1", body);
+        let got = Received {
+            timestamp: "1000",
+            request_id: "req-1",
+            webhook_id: "msg-1",
+            signature: &signature,
+            body,
+        };
+        let check = |got, now| verify(SignatureScheme::Ocrolus, &secret, got, now, 300);
+        assert_eq!(check(got, 1_200), Ok(()));
+        assert!(check(got, 1_301).unwrap_err().contains("tolerance"));
+        let tampered = Received {
+            body: br#"{"a":2}"#,
+            ..got
+        };
+        assert!(
+            check(tampered, 1_000)
+                .unwrap_err()
+                .contains("does not match")
+        );
+        let unsigned = Received {
+            signature: "",
+            ..got
+        };
+        assert!(check(unsigned, 1_000).unwrap_err().contains("no signature"));
+
+        let key = SecretString::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let other = SecretString::new("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        let both = standard(&[&other, &key], "msg-1", 1_000, body);
+        let got = Received {
+            signature: &both,
+            ..got
+        };
+        let standard_check = |k| verify(SignatureScheme::StandardWebhooks, k, got, 1_000, 300);
+        assert_eq!(standard_check(&key), Ok(()), "any of the signatures");
+        assert!(standard_check(&secret).is_err());
+    }
 
     #[test]
     fn ocrolus_signature_is_hex_hmac_of_timestamp_request_id_body() {

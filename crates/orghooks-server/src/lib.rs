@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod data_dir;
 pub mod delivery;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod state;
 pub mod telemetry;

@@ -53,6 +53,9 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit (`serve` does it too).
     Migrate,
+    /// A local receiver for development: verifies and prints each
+    /// notification, answers it or forwards it to your app.
+    Listen(ListenArgs),
     /// Operator commands: organizations, API accounts, publisher tokens.
     Admin {
         /// Print one JSON object instead of text.
@@ -61,6 +64,37 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Port on 127.0.0.1 to receive on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// The webhook's signing secret, to verify each signature and timestamp.
+    #[arg(long, env = "ORGHOOKS_LISTEN_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// The signature scheme to verify (default: judged from each signature).
+    #[arg(long, value_enum)]
+    scheme: Option<SchemeArg>,
+    /// Largest age of a notification's timestamp accepted, in seconds.
+    #[arg(long, default_value_t = 300)]
+    tolerance: u64,
+    /// The HTTP status to answer (without --forward-to).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
+    status: u16,
+    /// Send each request on unchanged to this URL and answer what it answers.
+    #[arg(long)]
+    forward_to: Option<String>,
+    /// Print each notification's body too, pretty-printed.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemeArg {
+    Ocrolus,
+    StandardWebhooks,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +170,9 @@ enum AccountCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Listen(args) = cli.command {
+        return listen(args).await;
+    }
     let (listen, role) = match &cli.command {
         Command::Serve { listen, role } => (*listen, *role),
         _ => (None, None),
@@ -158,7 +195,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let admin = Admin::open(&config, Arc::new(SystemClock)).await?;
             run_admin(&admin, command, json).await
         }
+        Command::Listen(_) => unreachable!("handled before the configuration is read"),
     }
+}
+
+/// Runs the local receiver until Ctrl-C; needs no configuration or data.
+async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    let forward_to = args
+        .forward_to
+        .map(|u| {
+            let uri: axum::http::Uri = u.parse().with_context(|| format!("--forward-to {u:?}"))?;
+            anyhow::ensure!(
+                uri.scheme_str() == Some("http") && uri.host().is_some(),
+                "--forward-to {u:?}: give an http:// URL (a local app)"
+            );
+            Ok(uri)
+        })
+        .transpose()?;
+    let options = orghooks_server::listen::Listen {
+        port: args.port,
+        secret: args.secret.map(orghooks_core::sealing::SecretString::new),
+        scheme: args.scheme.map(|s| match s {
+            SchemeArg::Ocrolus => orghooks_core::webhook::SignatureScheme::Ocrolus,
+            SchemeArg::StandardWebhooks => {
+                orghooks_core::webhook::SignatureScheme::StandardWebhooks
+            }
+        }),
+        status: axum::http::StatusCode::from_u16(args.status)?,
+        forward_to,
+        tolerance_secs: args.tolerance,
+        verbose: args.verbose,
+    };
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    orghooks_server::listen::run(options, shutdown).await
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -4,5 +4,6 @@
 mod cli;
 mod cluster;
 mod crash;
+mod listen;
 mod process;
 mod receiver;
