@@ -37,7 +37,9 @@ pub enum FieldError {
     UrlUserinfo,
     #[error("url: must be at most {MAX_URL_LEN} characters")]
     UrlTooLong,
-    #[error("url: address {ip} is {range} and not allowed as a webhook destination")]
+    #[error(
+        "url: address {ip} is {range} and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs"
+    )]
     UrlBlockedAddress { ip: IpAddr, range: BlockedRange },
     #[error("description: length of value must be at least {DESCRIPTION_MIN}")]
     DescriptionTooShort,
@@ -88,6 +90,14 @@ impl WebhookUrl {
             return Err(FieldError::UrlScheme);
         }
         match url.host() {
+            // `localhost` names loopback: allowed exactly when loopback is.
+            Some(Host::Domain(domain))
+                if domain
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case("localhost") =>
+            {
+                check_ip(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), policy)?;
+            }
             Some(Host::Domain(domain)) => {
                 let domain = domain.trim_end_matches('.');
                 let tld = domain.rsplit('.').next().unwrap_or("");
@@ -330,7 +340,6 @@ mod tests {
             ("example.com/hook", Err(UrlScheme)),
             ("ftp://example.com/", Err(UrlScheme)),
             ("", Err(UrlScheme)),
-            ("https://localhost/hook", Err(UrlHost)),
             ("https://example./hook", Err(UrlHost)),
             ("https://example.123/", Err(UrlHost)),
             ("https://user@example.com/", Err(UrlUserinfo)),
@@ -344,6 +353,15 @@ mod tests {
             parse("http://127.0.0.1:8080/"),
             Err(UrlBlockedAddress { .. })
         ));
+        assert!(
+            matches!(
+                parse("http://localhost:3000/"),
+                Err(UrlBlockedAddress { .. })
+            ),
+            "localhost is loopback"
+        );
+        let loopback = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(WebhookUrl::parse("http://localhost:3000/hooks", &loopback).is_ok());
         assert!(matches!(
             parse("http://[::ffff:10.0.0.1]/"),
             Err(UrlBlockedAddress { .. })

@@ -28,7 +28,20 @@ pub struct CreatedAccount {
 }
 
 impl Admin {
+    /// Opens the store `serve` uses; refuses to make a new SQLite database
+    /// (a mistyped `--data-dir` would otherwise start an empty one).
     pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let file = config.storage.data_dir.join(data_dir::DB_FILE);
+        if !config.storage.is_postgres() && !file.exists() {
+            let dir = std::path::absolute(&config.storage.data_dir)
+                .unwrap_or_else(|_| config.storage.data_dir.clone());
+            bail!(
+                "no orghooks database in {} (looked for {}); start `orghooks serve` \
+                 or run `orghooks migrate` there first, or give --data-dir",
+                dir.display(),
+                data_dir::DB_FILE
+            );
+        }
         Ok(Self {
             store: data_dir::open_store(config).await?,
             clock,
@@ -123,7 +136,20 @@ impl Admin {
     }
 
     /// Revokes a publisher token: it stops working at once.
-    pub async fn revoke_publisher_token(&self, token: Uuid) -> anyhow::Result<PublisherToken> {
+    /// Revokes a publisher token named by its uuid or given itself
+    /// (`ohp_…`, as the platform holds it).
+    pub async fn revoke_publisher_token(&self, given: &str) -> anyhow::Result<PublisherToken> {
+        let given = given.trim();
+        let token = match Uuid::parse_str(given) {
+            Ok(uuid) => uuid,
+            Err(_) if given.starts_with(credentials::PUBLISHER_TOKEN_PREFIX) => {
+                match self.store.publisher_token(credentials::hash(given)).await? {
+                    Some(t) => t.uuid,
+                    None => bail!("no such publisher token (give its uuid or the token)"),
+                }
+            }
+            Err(_) => bail!("{given:?}: give the token's uuid or the token itself (ohp_…)"),
+        };
         match self
             .store
             .revoke_publisher_token(token, self.clock.now_ms())

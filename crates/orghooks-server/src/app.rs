@@ -180,7 +180,8 @@ impl App {
         let addr = self.local_addr();
         let engine = tokio::spawn(self.engine.run(shutdown.clone()));
         let role = self.state.config().node.role;
-        tracing::info!(addr = %addr, role = ?role, "orghooks listening");
+        let storage = self.state.config().storage.describe();
+        tracing::info!(addr = %addr, role = ?role, storage = %storage, "orghooks listening");
         crate::http::serve::serve(
             self.listener,
             self.router,

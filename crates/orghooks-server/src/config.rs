@@ -69,6 +69,25 @@ impl StorageConfig {
     pub fn is_postgres(&self) -> bool {
         !self.database_url.is_empty()
     }
+
+    /// Where the data is, for the logs: the SQLite file, or the PostgreSQL
+    /// URL without its password.
+    pub fn describe(&self) -> String {
+        if !self.is_postgres() {
+            let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+            return format!("SQLite {}", dir.join(crate::data_dir::DB_FILE).display());
+        }
+        let url = &self.database_url;
+        let shown = match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => url.clone(),
+        };
+        format!("PostgreSQL {shown}")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -180,6 +199,8 @@ impl DeliveryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
+    /// A list, or one comma-separated string (handy in the environment).
+    #[serde(deserialize_with = "cidr_list")]
     pub allow_cidrs: Vec<IpNet>,
     pub encryption_keys: Vec<String>,
 }
@@ -228,8 +249,9 @@ pub struct Overrides {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Each wrong key, with where it was set.
     #[error("configuration: {0}")]
-    Figment(#[from] Box<figment::Error>),
+    Figment(String),
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
     #[error("configuration: {0}")]
@@ -277,8 +299,14 @@ impl Config {
         figment = figment.merge(Serialized::defaults(serde_json::Value::Object(flags)));
         let config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
-        config.check()?;
+            .map_err(|e| ConfigError::Figment(describe(e)))?;
+        config.check().map_err(|e| match (e, file) {
+            (ConfigError::Invalid(why), Some(file)) => ConfigError::Invalid(format!(
+                "{why} (with the configuration file {})",
+                file.display()
+            )),
+            (e, _) => e,
+        })?;
         Ok(config)
     }
 
@@ -293,6 +321,12 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |s: &str| Err(ConfigError::Invalid(s.to_owned()));
+        if let Some(bad) = unknown_level(&self.log.level) {
+            return Err(ConfigError::Invalid(format!(
+                "log.level: {bad:?} is not a level (trace, debug, info, warn, error, off) \
+                 nor target=level"
+            )));
+        }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024");
         }
@@ -383,6 +417,73 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The first part of a log filter (`info`, `orghooks_server=debug,warn`)
+/// that is not a level or `target=level`; a bare word that is not a level
+/// would otherwise be taken for a target and silence everything.
+fn unknown_level(filter: &str) -> Option<&str> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    filter
+        .split(',')
+        .map(str::trim)
+        .find(|part| match part.split_once('=') {
+            Some((target, level)) => target.trim().is_empty() || !is_level(level),
+            None => !is_level(part),
+        })
+}
+
+/// Each of figment's errors once: the key, where it was set (the file,
+/// or the environment), and what is wrong with it.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_ascii_lowercase();
+            let place = match e.metadata.as_ref() {
+                Some(m) => match &m.source {
+                    Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+                    _ => format!(" (in {})", m.name),
+                },
+                None => String::new(),
+            };
+            format!("{key}{place}: {}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// CIDRs as a list (`["127.0.0.0/8"]`) or as one string
+/// (`"127.0.0.0/8, ::1/128"`); an address alone is its own /32 or /128.
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        One(String),
+        List(Vec<String>),
+    }
+    let items = match Given::deserialize(d)? {
+        Given::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Given::List(list) => list,
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not a CIDR such as 127.0.0.0/8 or ::1/128"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// A CSP `frame-ancestors` source this config accepts: `'self'` or a site
@@ -548,6 +649,16 @@ mod tests {
             "https://a:",
         ] {
             assert!(!frame_source(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_levels_are_levels() {
+        for good in ["info", "WARN", "orghooks_server=debug,info", "off"] {
+            assert_eq!(unknown_level(good), None, "{good}");
+        }
+        for bad in ["loud", "info,verbose", "x=loud", "=info", ""] {
+            assert!(unknown_level(bad).is_some(), "{bad}");
         }
     }
 }

@@ -120,19 +120,24 @@ enum AdminCommand {
 enum PublisherTokenCommand {
     /// Create a publisher token; prints it once.
     Create {
+        /// What the token is for (shown by `list`).
         #[arg(long)]
         name: String,
     },
     /// List publisher tokens (never the tokens themselves).
     List,
     /// Revoke a publisher token: it stops working at once.
-    Revoke { token: Uuid },
+    Revoke {
+        /// The token's uuid (from `list`), or the token itself (ohp_…).
+        token: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum OrgCommand {
     /// Create an organization.
     Create {
+        /// The organization's name (1 to 255 characters).
         #[arg(long)]
         name: String,
     },
@@ -153,20 +158,29 @@ enum AccountCommand {
         /// The organization's uuid.
         #[arg(long)]
         org: Uuid,
+        /// manager (may change webhooks) or member (may look).
         #[arg(long, value_enum, default_value = "member")]
         role: RoleArg,
+        /// A name to tell accounts apart (shown in the dashboard).
         #[arg(long, default_value = "")]
         name: String,
     },
     /// List accounts, of one organization or all.
     List {
+        /// Only this organization's accounts.
         #[arg(long)]
         org: Option<Uuid>,
     },
     /// Disable an account: its tokens stop working at once.
-    Disable { account: Uuid },
+    Disable {
+        /// The account's uuid.
+        account: Uuid,
+    },
     /// Re-enable a disabled account.
-    Enable { account: Uuid },
+    Enable {
+        /// The account's uuid.
+        account: Uuid,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -323,7 +337,7 @@ async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> any
                 print(json_mode, json!({"publisher_tokens": list}), text)
             }
             PublisherTokenCommand::Revoke { token } => {
-                let t = admin.revoke_publisher_token(token).await?;
+                let t = admin.revoke_publisher_token(&token).await?;
                 let text = format!("revoked publisher token {}", t.uuid);
                 print(
                     json_mode,
@@ -387,5 +401,32 @@ async fn run_admin(admin: &Admin, command: AdminCommand, json_mode: bool) -> any
                 print(json_mode, json!({"account": admin::account_json(&a)}), text)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !matches!(id, "help" | "version") {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "orghooks", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
     }
 }

@@ -596,8 +596,9 @@ async fn ipv6_forms_of_blocked_ipv4_are_refused_on_add_and_update() {
     for (ip, range) in forms {
         let url = format!("http://[{ip}]:{port}/");
         let shown: std::net::Ipv6Addr = ip.parse().unwrap();
-        let message =
-            format!("url: address {shown} is {range} and not allowed as a webhook destination");
+        let message = format!(
+            "url: address {shown} is {range} and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs"
+        );
         let added = app
             .post(
                 HOOKS,

@@ -57,7 +57,7 @@ async fn tokens_of_each_kind_open_only_their_api() {
 
     let tokens = app.admin.list_publisher_tokens().await.unwrap();
     app.admin
-        .revoke_publisher_token(tokens[0].uuid)
+        .revoke_publisher_token(&tokens[0].uuid.to_string())
         .await
         .unwrap();
     // A revocation reaches every node within a second (checks are cached

@@ -28,9 +28,14 @@ async fn add_rules() {
             "url: invalid or missing URL scheme",
         ),
         (
-            add(u("https://localhost/hook"), ok_events.clone()),
+            add(u("https://localhostname/hook"), ok_events.clone()),
             2001,
             "url: URL host invalid, top level domain required",
+        ),
+        (
+            add(u("https://localhost/hook"), ok_events.clone()),
+            2004,
+            "url: address 127.0.0.1 is loopback and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(u("https://bob@example.com/"), ok_events.clone()),
@@ -48,27 +53,27 @@ async fn add_rules() {
         (
             add(u("http://127.0.0.1/hook"), ok_events.clone()),
             2004,
-            "url: address 127.0.0.1 is loopback and not allowed as a webhook destination",
+            "url: address 127.0.0.1 is loopback and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(u("http://169.254.169.254/latest"), ok_events.clone()),
             2004,
-            "url: address 169.254.169.254 is link-local and not allowed as a webhook destination",
+            "url: address 169.254.169.254 is link-local and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(u("http://10.0.0.8/"), ok_events.clone()),
             2004,
-            "url: address 10.0.0.8 is private and not allowed as a webhook destination",
+            "url: address 10.0.0.8 is private and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(u("http://[::1]/"), ok_events.clone()),
             2004,
-            "url: address ::1 is loopback and not allowed as a webhook destination",
+            "url: address ::1 is loopback and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(u("http://[::ffff:192.168.0.1]/"), ok_events.clone()),
             2004,
-            "url: address ::ffff:192.168.0.1 is private and not allowed as a webhook destination",
+            "url: address ::ffff:192.168.0.1 is private and not allowed as a webhook destination; the operator can allow it with security.allow_cidrs",
         ),
         (
             add(

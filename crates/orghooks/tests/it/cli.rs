@@ -22,6 +22,13 @@ async fn serve_with_no_configuration_runs_on_sqlite_in_dot_data() {
     assert_eq!(resp.status(), 200);
     assert!(cwd.path().join("data/orghooks.db").exists());
     assert!(cwd.path().join("data/keys").exists());
+    let started = server.logged("orghooks listening").unwrap();
+    assert_eq!(started["role"], "All");
+    let storage = started["storage"].as_str().unwrap();
+    assert!(
+        storage.starts_with("SQLite /") && storage.ends_with("data/orghooks.db"),
+        "{storage}"
+    );
     // A second serve on the same folder is refused with a clear message.
     let second = run(cwd.path(), &["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(second.status.code(), Some(1));
@@ -90,6 +97,7 @@ async fn admin_changes_reach_the_running_server_within_a_second() {
 #[test]
 fn admin_errors_are_clear() {
     let cwd = tempfile::tempdir().unwrap();
+    assert!(run(cwd.path(), &["migrate"]).status.success());
     let missing = uuid::Uuid::new_v4().to_string();
     let out = run(
         cwd.path(),
@@ -123,6 +131,15 @@ fn admin_errors_are_clear() {
 fn publisher_tokens_are_shown_once_and_revocable() {
     let cwd = tempfile::tempdir().unwrap();
     let dir = cwd.path();
+    let missing = run(dir, &["admin", "org", "list"]);
+    assert!(!missing.status.success());
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        said.contains("no orghooks database in") && said.contains("orghooks.db"),
+        "{said}"
+    );
+    assert!(!dir.join("data").exists(), "no empty database made");
+    assert!(run(dir, &["migrate"]).status.success());
     let created = admin_json(dir, &["publisher-token", "create", "--name", "pipeline"]);
     let token = &created["publisher_token"];
     assert!(token["token"].as_str().unwrap().starts_with("ohp_"));
@@ -137,4 +154,61 @@ fn publisher_tokens_are_shown_once_and_revocable() {
         &["publisher-token", "revoke", token["uuid"].as_str().unwrap()],
     );
     assert_eq!(revoked["publisher_token"]["revoked"], true);
+    // Or by the token itself, as the platform holds it.
+    let other = admin_json(dir, &["publisher-token", "create", "--name", "other"]);
+    let revoked = admin_json(
+        dir,
+        &[
+            "publisher-token",
+            "revoke",
+            other["publisher_token"]["token"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        revoked["publisher_token"]["uuid"],
+        other["publisher_token"]["uuid"]
+    );
+    assert_eq!(revoked["publisher_token"]["revoked"], true);
+}
+
+#[test]
+fn config_errors_name_the_key_and_where_it_was_set_once() {
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    let file = dir.join("orghooks.toml");
+    let said = |toml: &str, env: &[(&str, &str)]| {
+        std::fs::write(&file, toml).unwrap();
+        let out = crate::process::run_with_env(
+            dir,
+            &["--config", file.to_str().unwrap(), "migrate"],
+            env,
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = said("[webhooks]\nmax_per_orgs = 3\n", &[]);
+    assert!(!ok);
+    assert_eq!(err.matches("webhooks.max_per_orgs").count(), 1, "{err}");
+    assert!(err.contains(&format!("(in {})", file.display())), "{err}");
+    let (ok, err) = said("[log]\nlevel = \"loud\"\n", &[]);
+    assert!(!ok);
+    assert_eq!(err.matches("log.level").count(), 1, "{err}");
+    assert!(err.contains("\"loud\" is not a level"), "{err}");
+    assert!(err.contains(file.to_str().unwrap()), "{err}");
+    let (ok, err) = said(
+        "",
+        &[("ORGHOOKS_SECURITY__ALLOW_CIDRS", "10.0.0.0/8, nope")],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("security.allow_cidrs (in `ORGHOOKS_` environment variable(s)): \"nope\""),
+        "{err}"
+    );
+    let (ok, err) = said(
+        "",
+        &[("ORGHOOKS_SECURITY__ALLOW_CIDRS", "127.0.0.0/8, ::1")],
+    );
+    assert!(ok, "a comma-separated string is a list: {err}");
 }
