@@ -7,3 +7,4 @@ mod crash;
 mod listen;
 mod process;
 mod receiver;
+mod tour;
