@@ -7,6 +7,7 @@ mod dashboard;
 mod dashboard_log;
 mod delivery;
 mod edge;
+mod guide;
 mod helpers;
 mod log;
 mod ocrolus;
