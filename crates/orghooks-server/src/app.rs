@@ -106,7 +106,8 @@ impl App {
             resolver.clone(),
             policy,
             Duration::from_millis(d.timeout_ms),
-        );
+            &d.proxy_url,
+        )?;
         let targets = Targets::new(
             store.clone(),
             keyring.clone(),

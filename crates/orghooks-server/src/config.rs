@@ -167,6 +167,9 @@ pub struct DeliveryConfig {
     pub webhook_cache_ms: u64,
     pub resolver_timeout_ms: u64,
     pub secret_overlap_secs: u64,
+    /// `http://host:port` of an HTTP CONNECT proxy every delivery leaves
+    /// through; empty: deliveries go straight to receivers.
+    pub proxy_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -372,6 +375,12 @@ impl Config {
             return invalid(
                 "delivery: timeout_ms, claim_interval_ms and resolver_timeout_ms must be at least 1",
             );
+        }
+        if !d.proxy_url.is_empty() && crate::delivery::proxy_authority(&d.proxy_url).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "delivery.proxy_url {:?}: give http://host:port of an HTTP CONNECT proxy",
+                d.proxy_url
+            )));
         }
         if d.lease_ms <= d.timeout_ms {
             return invalid("delivery.lease_ms must be longer than delivery.timeout_ms");

@@ -12,6 +12,7 @@
 //! recovered through leases.
 
 mod dispatch;
+mod egress;
 mod outbox;
 pub mod resolver;
 pub mod sender;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::config::{Config, DeliveryConfig, RetentionConfig};
 use crate::metrics::Metrics;
 use dispatch::{Dispatcher, Sent};
+pub use egress::proxy_authority;
 pub use outbox::Outbox;
 use sender::Sender;
 use targets::Targets;

@@ -11,7 +11,6 @@ use hyper::Request;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use hyper::http::HeaderValue;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orghooks_core::attempt::{AttemptError, Ending};
 use orghooks_core::signing;
@@ -20,6 +19,7 @@ use orghooks_core::webhook::SignatureScheme;
 use orghooks_store::DeliveryJob;
 use uuid::Uuid;
 
+use super::egress::Egress;
 use super::resolver::{PolicyResolver, blocked_error, is_refused};
 use super::targets::Target;
 
@@ -31,7 +31,7 @@ const MAX_DRAINED_BODY: usize = 64 * 1024;
 
 pub const USER_AGENT_VALUE: &str = concat!("orghooks/", env!("CARGO_PKG_VERSION"));
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector<PolicyResolver>>;
+type Connector = hyper_rustls::HttpsConnector<Egress>;
 
 /// The outbound HTTP client, shared by every delivery.
 #[derive(Clone)]
@@ -74,24 +74,28 @@ impl Attempt {
 }
 
 impl Sender {
-    pub fn new(resolver: PolicyResolver, policy: AddressPolicy, timeout: Duration) -> Self {
-        let mut http = HttpConnector::new_with_resolver(resolver);
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
+    /// Sends directly, or through the HTTP CONNECT proxy at `proxy_url`
+    /// when it is not empty (`delivery.proxy_url`).
+    pub fn new(
+        resolver: PolicyResolver,
+        policy: AddressPolicy,
+        timeout: Duration,
+        proxy_url: &str,
+    ) -> std::io::Result<Self> {
+        let egress = Egress::new(resolver, proxy_url, timeout)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(egress);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        Self {
+        Ok(Self {
             client,
             policy,
             timeout,
-        }
+        })
     }
 
     /// Sends one attempt; never fails, the outcome is in the answer.

@@ -14,6 +14,7 @@ mod ocrolus;
 mod once;
 mod openapi;
 mod portal;
+mod proxy;
 mod publish;
 mod receiver;
 mod robustness;
