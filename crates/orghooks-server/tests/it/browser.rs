@@ -203,8 +203,27 @@ impl Browser {
     }
 
     /// Saves the page as `target/dashboard-screenshots/<test>-<page>.png`,
-    /// the whole page on a desktop width (the window grows to hold it).
+    /// the whole page on a desktop width (the window grows to hold it);
+    /// first checks that each of its controls has a label and can be
+    /// reached with the keyboard.
     pub async fn shot(&self, page: &str) -> PathBuf {
+        let unlabelled = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                   .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+                   .map(e => e.id || e.name)
+                   .concat([...document.querySelectorAll('a, button, input, select, textarea')]
+                   .filter(e => e.tabIndex < 0).map(e => 'not focusable: ' + (e.id || e.textContent)));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            unlabelled,
+            json!([]),
+            "{page}: controls without a label, or out of the keyboard's reach"
+        );
         let height = self
             .client
             .execute("return document.documentElement.scrollHeight;", vec![])

@@ -326,3 +326,32 @@ async fn cookies_are_secure_behind_tls_and_framing_follows_the_config() {
     );
     assert!(resp.headers().get("x-frame-options").is_none());
 }
+
+#[tokio::test]
+async fn a_dashboard_sign_in_ends_after_dashboard_session_ttl_secs() {
+    let app = spawn_with(|c| c.dashboard.session_ttl_secs = 60).await;
+    let t = app.tenant().await;
+    let resp = plain()
+        .post(format!("{}/dashboard/login", app.base))
+        .form(&[
+            ("client_id", &t.client_id),
+            ("client_secret", &t.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(set.contains("Max-Age=60"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let (status, _) = page(&app, &cookie, "/dashboard/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    app.clock.advance_ms(60_000);
+    let resp = plain()
+        .get(format!("{}/dashboard/webhooks", app.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/dashboard/login");
+}
