@@ -131,6 +131,11 @@ pub struct AuthConfig {
 pub struct WebhooksConfig {
     pub max_per_org: u32,
     pub account_level_counts: bool,
+    /// Bounds of a webhook's own `timeout_ms` and `retry_gaps_ms`.
+    pub max_timeout_ms: u64,
+    pub max_retries: u32,
+    pub min_retry_gap_ms: u64,
+    pub max_retry_gap_ms: u64,
 }
 
 impl WebhooksConfig {
@@ -381,6 +386,21 @@ impl Config {
                 "delivery.proxy_url {:?}: give http://host:port of an HTTP CONNECT proxy",
                 d.proxy_url
             )));
+        }
+        let w = &self.webhooks;
+        if w.max_timeout_ms < 1000
+            || w.min_retry_gap_ms == 0
+            || w.min_retry_gap_ms > w.max_retry_gap_ms
+        {
+            return invalid(
+                "webhooks: max_timeout_ms must be at least 1000, and \
+                 min_retry_gap_ms from 1 to max_retry_gap_ms",
+            );
+        }
+        if d.lease_ms <= d.timeout_ms.max(w.max_timeout_ms) {
+            return invalid(
+                "delivery.lease_ms must be longer than delivery.timeout_ms and webhooks.max_timeout_ms",
+            );
         }
         if d.lease_ms <= d.timeout_ms {
             return invalid("delivery.lease_ms must be longer than delivery.timeout_ms");

@@ -205,6 +205,10 @@ CREATE TABLE portal_sessions (
 ) WITHOUT ROWID;
 CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
 "#,
+    // A webhook's own headers (sealed), retry gaps and timeout, as JSON.
+    r#"
+ALTER TABLE webhooks ADD COLUMN options TEXT;
+"#,
 ];
 
 /// PostgreSQL, in order.
@@ -366,5 +370,9 @@ CREATE TABLE portal_sessions (
     opened_at   BIGINT
 );
 CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
+"#,
+    // A webhook's own headers (sealed), retry gaps and timeout, as JSON.
+    r#"
+ALTER TABLE webhooks ADD COLUMN options TEXT;
 "#,
 ];

@@ -129,7 +129,22 @@ pub struct NewWebhook {
     /// Set for an account-level webhook (Ocrolus's older API): the account
     /// that owns it, at most one per account.
     pub owner_account: Option<Uuid>,
+    pub options: DeliveryOptions,
     pub created_at: i64,
+}
+
+/// A webhook's own delivery settings (extension fields); each unset one is
+/// the node's. Stored as one JSON column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    /// Custom header names, in order (names are not secret).
+    pub header_names: Vec<String>,
+    /// The custom headers' `[[name, value], …]` as JSON, sealed: their
+    /// values often hold API keys. `None` without headers.
+    pub headers_sealed: Option<String>,
+    /// Gaps before attempts 2, 3, …
+    pub retry_gaps_ms: Option<Vec<u64>>,
+    pub timeout_ms: Option<u32>,
 }
 
 /// How many webhooks an organization may have.
@@ -184,6 +199,8 @@ pub struct Webhook {
     pub account_uuids: Vec<Uuid>,
     /// The owning account of an account-level webhook; `None` for org-level.
     pub owner_account: Option<Uuid>,
+    /// Its own headers, retry gaps and timeout (the node's where unset).
+    pub options: DeliveryOptions,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -204,6 +221,8 @@ pub struct WebhookPatch {
     pub max_in_flight: Option<u32>,
     /// Replaces the account scope (empty: every account).
     pub account_uuids: Option<Vec<Uuid>>,
+    /// Replaces the webhook's own delivery settings.
+    pub options: Option<DeliveryOptions>,
     pub secret_sealed: Option<String>,
     /// With `secret_sealed`: keep the replaced secret signing until then.
     pub keep_previous_secret_until: Option<i64>,

@@ -59,7 +59,7 @@ macro_rules! cols {
         "uuid, org_uuid, url, url_password_sealed, description, is_active, event_names, \
          secret_sealed, signature_scheme, ordering, max_in_flight, disabled_reason, disabled_at, \
          created_at, updated_at, previous_secret_sealed, previous_secret_until, account_uuids, \
-         owner_account_uuid"
+         owner_account_uuid, options"
     };
 }
 pub(crate) use cols;
@@ -73,8 +73,8 @@ pub(crate) static COUNT_LIVE: Sql = Sql::new(
 pub(crate) static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO webhooks (uuid, org_uuid, url, url_password_sealed, description, is_active, \
      event_names, signature_scheme, ordering, max_in_flight, created_at, updated_at, \
-     account_uuids, owner_account_uuid) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING ",
+     account_uuids, owner_account_uuid, options) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14) RETURNING ",
     cols!()
 ));
 pub(crate) static LIST: Sql = Sql::new(concat!(
@@ -103,8 +103,8 @@ pub(crate) static UPDATE: Sql = Sql::new(
     "UPDATE webhooks SET url = $2, url_password_sealed = $3, description = $4, is_active = $5, \
      event_names = $6, secret_sealed = $7, signature_scheme = $8, ordering = $9, \
      max_in_flight = $10, disabled_reason = $11, disabled_at = $12, updated_at = $13, \
-     previous_secret_sealed = $14, previous_secret_until = $15, account_uuids = $16 \
-     WHERE uuid = $1",
+     previous_secret_sealed = $14, previous_secret_until = $15, account_uuids = $16, \
+     options = $17 WHERE uuid = $1",
 );
 pub(crate) static DELETE: Sql = Sql::new(
     "UPDATE webhooks SET deleted_at = $3, updated_at = $3 \
@@ -152,6 +152,7 @@ pub(crate) fn insert_values(w: &NewWebhook) -> Vec<Value> {
         w.created_at.into(),
         account_list(&w.account_uuids).into(),
         w.owner_account.into(),
+        options_json(&w.options).into(),
     ]
 }
 
@@ -174,6 +175,7 @@ pub(crate) fn update_values(w: &Webhook) -> Vec<Value> {
         w.previous_secret_sealed.clone().into(),
         w.previous_secret_until.into(),
         account_list(&w.account_uuids).into(),
+        options_json(&w.options).into(),
     ]
 }
 
@@ -199,6 +201,51 @@ pub(crate) fn decode(r: &dyn Cells) -> Result<Webhook, StoreError> {
         previous_secret_until: r.opt_int(16)?,
         account_uuids: accounts(r, 17)?,
         owner_account: r.opt_uuid(18)?,
+        options: options(r, 19)?,
+    })
+}
+
+/// The options column: NULL when every setting is the node's.
+pub(crate) fn options_json(o: &DeliveryOptions) -> Option<String> {
+    if *o == DeliveryOptions::default() {
+        return None;
+    }
+    let value = serde_json::json!({
+        "header_names": o.header_names,
+        "headers_sealed": o.headers_sealed,
+        "retry_gaps_ms": o.retry_gaps_ms,
+        "timeout_ms": o.timeout_ms,
+    });
+    Some(value.to_string())
+}
+
+/// Reads the options column.
+pub(crate) fn options(r: &dyn Cells, i: usize) -> Result<DeliveryOptions, StoreError> {
+    let Some(text) = r.opt_text(i)? else {
+        return Ok(DeliveryOptions::default());
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("column {i}: {what}"));
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(&e.to_string()))?;
+    let strings = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(DeliveryOptions {
+        header_names: strings("header_names"),
+        headers_sealed: v["headers_sealed"].as_str().map(str::to_owned),
+        retry_gaps_ms: v["retry_gaps_ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect()),
+        timeout_ms: v["timeout_ms"]
+            .as_u64()
+            .map(|t| u32::try_from(t).map_err(|_| corrupt("timeout_ms")))
+            .transpose()?,
     })
 }
 
@@ -248,6 +295,9 @@ pub(crate) fn apply(w: &mut Webhook, patch: WebhookPatch) {
     }
     if let Some(accounts) = patch.account_uuids {
         w.account_uuids = accounts;
+    }
+    if let Some(options) = patch.options {
+        w.options = options;
     }
     if let Some(s) = patch.secret_sealed {
         let replaced = w.secret_sealed.replace(s);

@@ -272,6 +272,22 @@ fn detail_page(
                 dt { "Signing secret" } dd { @if w.secret_sealed.is_some() { "set (never shown again)" } @else { "none" } }
                 dt { "Ordering" } dd { (w.ordering.as_str()) }
                 dt { "Max in flight" } dd { (w.max_in_flight.unwrap_or(default_cap)) }
+                dt { "Custom headers" } dd id="headers-shown" {
+                    @if w.options.header_names.is_empty() { "none" }
+                    @else { (w.options.header_names.iter().map(|n| format!("{n}: ****")).collect::<Vec<_>>().join(", ")) }
+                }
+                dt { "Retry gaps" } dd id="retry-shown" {
+                    @match &w.options.retry_gaps_ms {
+                        Some(g) => { (g.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")) " ms" },
+                        None => "the service's schedule",
+                    }
+                }
+                dt { "Timeout" } dd {
+                    @match w.options.timeout_ms {
+                        Some(t) => { (t) " ms" },
+                        None => { (state.config().delivery.timeout_ms) " ms (the service's)" },
+                    }
+                }
                 dt { "Accounts" } dd {
                     @if w.account_uuids.is_empty() { "every account of the organization" }
                     @else { (w.account_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")) }
@@ -477,6 +493,11 @@ struct WebhookForm {
     max_in_flight: String,
     accounts: Vec<String>,
     active: bool,
+    /// `Name: value` lines (stored values shown as `****`).
+    headers: String,
+    /// Comma-separated milliseconds; empty: the service's schedule.
+    retry_gaps_ms: String,
+    timeout_ms: String,
 }
 
 impl WebhookForm {
@@ -504,6 +525,9 @@ impl WebhookForm {
             max_in_flight: one("max_in_flight"),
             accounts: all("account_uuids"),
             active: one("is_active") == "on",
+            headers: one("headers"),
+            retry_gaps_ms: one("retry_gaps_ms"),
+            timeout_ms: one("timeout_ms"),
         }
     }
 
@@ -518,6 +542,24 @@ impl WebhookForm {
             max_in_flight: w.max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
             accounts: w.account_uuids.iter().map(Uuid::to_string).collect(),
             active: w.is_active,
+            headers: w
+                .options
+                .header_names
+                .iter()
+                .map(|n| format!("{n}: {}", crate::http::options::MASK))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            retry_gaps_ms: w
+                .options
+                .retry_gaps_ms
+                .as_ref()
+                .map(|g| g.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+            timeout_ms: w
+                .options
+                .timeout_ms
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -537,6 +579,9 @@ impl WebhookForm {
                 ordering: w.ordering,
                 max_in_flight: w.max_in_flight,
                 account_uuids: w.account_uuids.filter(|_| current.owner_account.is_none()),
+                headers: w.headers,
+                retry_gaps_ms: w.retry_gaps_ms,
+                timeout_ms: w.timeout_ms,
             }),
             event_names: Some(add.event_names),
         })
@@ -562,9 +607,61 @@ impl WebhookForm {
                 ordering: Some(choice("ordering", &self.ordering)?),
                 max_in_flight,
                 account_uuids: Some(self.accounts.clone()),
+                headers: Some(self.header_map()?),
+                retry_gaps_ms: Some(self.gaps()?),
+                timeout_ms: Some(match self.timeout_ms.trim() {
+                    "" => None,
+                    t => Some(t.parse::<u32>().map_err(|_| {
+                        (
+                            "timeout_ms",
+                            "timeout_ms: a whole number of milliseconds".to_owned(),
+                        )
+                    })?),
+                }),
             },
             event_names: self.events.clone(),
         })
+    }
+
+    /// The headers box: one `Name: value` per line.
+    fn header_map(&self) -> Result<BTreeMap<String, String>, (&'static str, String)> {
+        self.headers
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                line.split_once(':')
+                    .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| {
+                        (
+                            "headers",
+                            format!("headers: {line:?} is not a Name: value line"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The retry gaps box: comma-separated milliseconds; empty: `None`.
+    fn gaps(&self) -> Result<Option<Vec<u64>>, (&'static str, String)> {
+        if self.retry_gaps_ms.trim().is_empty() {
+            return Ok(None);
+        }
+        self.retry_gaps_ms
+            .split(',')
+            .map(|g| {
+                g.trim().parse::<u64>().map_err(|_| {
+                    (
+                        "retry_gaps_ms",
+                        format!(
+                            "retry_gaps_ms: {:?} is not a number of milliseconds",
+                            g.trim()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 }
 
@@ -584,6 +681,11 @@ fn choice<T: serde::de::DeserializeOwned>(
 /// The form field an API refusal is about, by its code (see
 /// docs/error-codes.md); `None`: the form as a whole.
 fn field_of(e: &ApiError) -> Option<&'static str> {
+    for field in ["headers", "retry_gaps_ms", "timeout_ms"] {
+        if e.message.contains(&format!("webhook.{field}")) {
+            return Some(field);
+        }
+    }
     match e.code.code() {
         2000..=2005 => Some("url"),
         2010 | 2011 => Some("description"),
@@ -730,6 +832,17 @@ async fn form_page(
                 input id="max_in_flight" name="max_in_flight" type="number" min="1" max="256"
                     value=(form.max_in_flight) aria-describedby="max_in_flight-error";
                 (field_error("max_in_flight"))
+                label for="headers" { "Custom headers (optional, up to 10, one " code { "Name: value" } " per line; " code { "****" } " keeps a stored value)" }
+                textarea id="headers" name="headers" rows="3" aria-describedby="headers-error" { (form.headers) }
+                (field_error("headers"))
+                label for="retry_gaps_ms" { "Retry gaps in ms (optional, comma-separated; empty: the service's schedule)" }
+                input id="retry_gaps_ms" name="retry_gaps_ms" type="text" inputmode="numeric"
+                    value=(form.retry_gaps_ms) aria-describedby="retry_gaps_ms-error";
+                (field_error("retry_gaps_ms"))
+                label for="timeout_ms" { "Timeout in ms (optional; empty: the service's)" }
+                input id="timeout_ms" name="timeout_ms" type="number" min="1000"
+                    value=(form.timeout_ms) aria-describedby="timeout_ms-error";
+                (field_error("timeout_ms"))
                 fieldset aria-describedby="account_uuids-error" {
                     legend { "Accounts (none checked: every account of the organization)" }
                     (field_error("account_uuids"))

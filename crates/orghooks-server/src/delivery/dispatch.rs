@@ -27,6 +27,8 @@ pub enum Sent {
         attempt: Attempt,
         /// The webhook's cap as just read (`None`: the node's default).
         max_in_flight: Option<u32>,
+        /// The webhook's own retry gaps (`None`: the node's schedule).
+        retry_gaps: Option<std::sync::Arc<[std::time::Duration]>>,
     },
     /// The webhook is inactive: hold the delivery.
     Held,
@@ -253,8 +255,12 @@ impl Dispatcher {
                 let at = now + self.shared.config.claim_interval_ms as i64;
                 self.settle(&job, None, Settle::Deferred { at });
             }
-            Sent::Attempted { attempt, .. } => {
-                circuit_event = self.attempted(&job, attempt, now);
+            Sent::Attempted {
+                attempt,
+                retry_gaps,
+                ..
+            } => {
+                circuit_event = self.attempted(&job, attempt, retry_gaps, now);
             }
         }
         let mut disable = None;
@@ -325,7 +331,13 @@ impl Dispatcher {
         }
     }
 
-    fn attempted(&mut self, job: &DeliveryJob, attempt: Attempt, now: i64) -> Option<CircuitEvent> {
+    fn attempted(
+        &mut self,
+        job: &DeliveryJob,
+        attempt: Attempt,
+        retry_gaps: Option<std::sync::Arc<[std::time::Duration]>>,
+        now: i64,
+    ) -> Option<CircuitEvent> {
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         metrics
@@ -348,10 +360,21 @@ impl Dispatcher {
             })
             .inc();
         let attempts_done = job.attempts + 1;
+        let own;
+        let schedule = match retry_gaps {
+            Some(gaps) => {
+                own = orghooks_core::retry::Schedule {
+                    gaps: gaps.to_vec(),
+                    jitter: self.shared.schedule.jitter,
+                };
+                &own
+            }
+            None => &self.shared.schedule,
+        };
         let verdict = attempt::decide(
             &attempt.ending,
             attempts_done,
-            &self.shared.schedule,
+            schedule,
             job.uuid.as_bytes(),
             now,
         );

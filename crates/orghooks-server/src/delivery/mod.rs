@@ -136,6 +136,7 @@ impl Shared {
         Sent::Attempted {
             attempt,
             max_in_flight: target.max_in_flight,
+            retry_gaps: target.retry_gaps.clone(),
         }
     }
 

@@ -106,9 +106,10 @@ impl Sender {
         let result = match self.request(target, job, request_id, now_ms) {
             Ok(req) => {
                 request_headers = Some(req.headers().clone());
-                tokio::time::timeout(self.timeout, self.exchange(req, job.is_test))
+                let timeout = target.timeout.unwrap_or(self.timeout);
+                tokio::time::timeout(timeout, self.exchange(req, job.is_test))
                     .await
-                    .unwrap_or(Err(AttemptError::Timeout(self.timeout)))
+                    .unwrap_or(Err(AttemptError::Timeout(timeout)))
             }
             Err(e) => Err(e),
         };
@@ -164,7 +165,12 @@ impl Sender {
         let body = Bytes::copy_from_slice(job.payload.as_bytes());
         let webhook_id = job.uuid.to_string();
         let request_id = request_id.to_string();
-        let mut req = Request::post(target.uri.clone())
+        let mut req = Request::post(target.uri.clone());
+        // The webhook's own headers first: none of them is one of ours.
+        for (name, value) in &target.headers {
+            req = req.header(name, value);
+        }
+        req = req
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, USER_AGENT_VALUE)
             .header("webhook-id", &webhook_id)

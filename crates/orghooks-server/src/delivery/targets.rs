@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hyper::Uri;
-use hyper::http::HeaderValue;
+use hyper::http::{HeaderName, HeaderValue};
 use orghooks_core::Clock;
 use orghooks_core::sealing::{Keyring, SecretString};
 use orghooks_core::webhook::SignatureScheme;
@@ -30,6 +30,12 @@ pub struct Target {
     pub is_active: bool,
     /// `None`: the node's default.
     pub max_in_flight: Option<u32>,
+    /// The webhook's custom headers, opened.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The webhook's own retry gaps (`None`: the node's schedule).
+    pub retry_gaps: Option<Arc<[Duration]>>,
+    /// The webhook's own timeout (`None`: the node's).
+    pub timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Target {
@@ -129,7 +135,24 @@ impl Targets {
             secrets.push(open(s)?);
         }
         let shown_url = crate::http::views::masked_url(w);
+        let headers = crate::http::options::open_headers(&self.keyring, &w.options)
+            .map_err(|e| corrupt(&format!("cannot open its headers: {e}")))?
+            .into_iter()
+            .map(|(n, v)| {
+                Ok((
+                    HeaderName::from_bytes(n.as_bytes()).map_err(|_| corrupt("header name"))?,
+                    HeaderValue::from_str(&v).map_err(|_| corrupt("header value"))?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let o = &w.options;
         Ok(Target {
+            headers,
+            retry_gaps: o
+                .retry_gaps_ms
+                .as_ref()
+                .map(|g| g.iter().map(|ms| Duration::from_millis(*ms)).collect()),
+            timeout: o.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
             uuid: w.uuid,
             uri,
             shown_url,

@@ -261,6 +261,7 @@ pub async fn configure(
                 max_in_flight: None,
                 account_uuids: vec![caller.uuid],
                 owner_account: Some(caller.uuid),
+                options: orghooks_store::DeliveryOptions::default(),
                 created_at: state.now_ms(),
             };
             let limit = state.config().webhooks.limit();

@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod oauth;
+pub mod options;
 pub mod portal;
 pub mod serve;
 pub mod views;

@@ -9,7 +9,9 @@ use orghooks_core::webhook::{
     Ordering, SignatureScheme, WebhookUrl, parse_description, parse_event_names,
     parse_max_in_flight,
 };
-use orghooks_store::{NewEvent, NewWebhook, StoreError, Webhook, WebhookPatch};
+use std::collections::BTreeMap;
+
+use orghooks_store::{DeliveryOptions, NewEvent, NewWebhook, StoreError, Webhook, WebhookPatch};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -33,6 +35,9 @@ const WEBHOOK_FIELDS: &[&str] = &[
     "ordering",
     "max_in_flight",
     "account_uuids",
+    "headers",
+    "retry_gaps_ms",
+    "timeout_ms",
 ];
 /// Fields a caller sees but may not set.
 const READ_ONLY_FIELDS: &[&str] = &[
@@ -99,6 +104,20 @@ pub struct WebhookInput {
     /// the webhook; absent or empty: every account (extension).
     #[schema(max_items = 1000, value_type = Option<Vec<Uuid>>)]
     pub account_uuids: Option<Vec<String>>,
+    /// Headers sent with every delivery, up to 10, name → value; names
+    /// orghooks sets itself are refused. Values are encrypted at rest and
+    /// shown as `****`; sending `****` keeps a stored value (extension).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Gaps before attempts 2, 3, … in milliseconds, within the operator's
+    /// bounds; absent or null: the node's schedule (extension).
+    #[serde(default, deserialize_with = "super::options::nullable")]
+    #[schema(value_type = Option<Vec<u64>>, nullable, max_items = 16)]
+    pub retry_gaps_ms: Option<Option<Vec<u64>>>,
+    /// How long one attempt may take, 1000 ms to the operator's bound;
+    /// absent or null: the node's (extension).
+    #[serde(default, deserialize_with = "super::options::nullable")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1000)]
+    pub timeout_ms: Option<Option<u32>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -127,6 +146,17 @@ pub struct WebhookChange {
     /// Replaces the account scope; empty: every account.
     #[schema(max_items = 1000, value_type = Option<Vec<Uuid>>)]
     pub account_uuids: Option<Vec<String>>,
+    /// Replaces the custom headers (`{}`: none; up to 10); `****` keeps a
+    /// stored value.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Replaces the retry schedule; null: back to the node's.
+    #[serde(default, deserialize_with = "super::options::nullable")]
+    #[schema(value_type = Option<Vec<u64>>, nullable, max_items = 16)]
+    pub retry_gaps_ms: Option<Option<Vec<u64>>>,
+    /// Replaces the timeout; null: back to the node's.
+    #[serde(default, deserialize_with = "super::options::nullable")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1000)]
+    pub timeout_ms: Option<Option<u32>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -213,10 +243,7 @@ pub async fn add_webhook(
     check_body(&body)?;
     let input: AddWebhookBody = parse_fields(body)?;
     let webhook = add(&state, caller.org_uuid, input).await?;
-    Ok(ok(WebhookView::new(
-        &webhook,
-        state.config().delivery.default_max_in_flight,
-    )))
+    Ok(ok(WebhookView::new(&webhook, &state.config().delivery)))
 }
 
 /// Adds a webhook to the organization `org` (the API and the dashboard).
@@ -239,6 +266,12 @@ pub(crate) async fn add(
         Some(list) => parse_accounts(state, org, list).await?,
         None => Vec::new(),
     };
+    let options = super::options::apply(
+        state,
+        &DeliveryOptions::default(),
+        &options_change(&w.headers, &w.retry_gaps_ms, w.timeout_ms),
+        url.password().is_some(),
+    )?;
     let max = state.config().webhooks.max_per_org;
     let new = NewWebhook {
         uuid: Uuid::new_v4(),
@@ -253,6 +286,7 @@ pub(crate) async fn add(
         max_in_flight,
         account_uuids,
         owner_account: None,
+        options,
         created_at: state.now_ms(),
     };
     let id = new.uuid;
@@ -362,10 +396,7 @@ pub async fn get_webhook(
     WebhookId(id): WebhookId,
 ) -> Result<axum::Json<Envelope<WebhookView>>, ApiError> {
     let webhook = load(&state, caller.org_uuid, id).await?;
-    Ok(ok(WebhookView::new(
-        &webhook,
-        state.config().delivery.default_max_in_flight,
-    )))
+    Ok(ok(WebhookView::new(&webhook, &state.config().delivery)))
 }
 
 /// Update a webhook; `event_names` replaces the subscriptions.
@@ -391,6 +422,19 @@ pub async fn update_webhook(
     let input: UpdateWebhookBody = parse_fields(body)?;
     update(&state, caller.org_uuid, id, input).await?;
     Ok(ok(Empty {}))
+}
+
+/// The options part of an add or update body.
+fn options_change<'a>(
+    headers: &'a Option<BTreeMap<String, String>>,
+    gaps: &'a Option<Option<Vec<u64>>>,
+    timeout: Option<Option<u32>>,
+) -> super::options::OptionsChange<'a> {
+    super::options::OptionsChange {
+        headers: headers.as_ref(),
+        retry_gaps_ms: gaps.as_ref().map(|g| g.as_deref()),
+        timeout_ms: timeout,
+    }
 }
 
 /// Changes a webhook of the organization `org` (the API and the dashboard).
@@ -423,6 +467,16 @@ pub(crate) async fn update(
     if let Some(url) = &url {
         check_resolution(state, url).await?;
     }
+    let basic_auth = match &url {
+        Some(u) => u.password().is_some(),
+        None => current.url_password_sealed.is_some(),
+    };
+    let options = super::options::apply(
+        state,
+        &current.options,
+        &options_change(&change.headers, &change.retry_gaps_ms, change.timeout_ms),
+        basic_auth,
+    )?;
     let patch = WebhookPatch {
         url: url.as_ref().map(|u| {
             (
@@ -447,6 +501,7 @@ pub(crate) async fn update(
             Some(list) => Some(parse_accounts(state, org, list).await?),
             None => None,
         },
+        options: (options != current.options).then_some(options),
         secret_sealed: None,
         keep_previous_secret_until: None,
         updated_at: state.now_ms(),
@@ -718,13 +773,22 @@ pub struct WebhookView {
     /// that registered it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_account_uuid: Option<Uuid>,
+    /// Custom headers sent with every delivery, each value shown as `****`
+    /// (extension).
+    pub headers: BTreeMap<String, String>,
+    /// Gaps before attempts 2, 3, … in ms: the webhook's own, or the node's
+    /// (extension).
+    pub retry_gaps_ms: Vec<u64>,
+    /// How long one attempt may take, in ms: the webhook's own, or the
+    /// node's (extension).
+    pub timeout_ms: u64,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<String>,
 }
 
 impl WebhookView {
-    /// `default_max_in_flight` is what applies when the webhook set no cap.
-    pub fn new(w: &Webhook, default_max_in_flight: u32) -> Self {
+    /// `node` says what applies where the webhook set nothing of its own.
+    pub fn new(w: &Webhook, node: &crate::config::DeliveryConfig) -> Self {
         Self {
             uuid: w.uuid,
             url: masked_url(w),
@@ -734,9 +798,16 @@ impl WebhookView {
             last_modified_date: format_ms(w.updated_at),
             signature_scheme: w.signature_scheme.as_str().to_owned(),
             ordering: w.ordering.as_str().to_owned(),
-            max_in_flight: w.max_in_flight.unwrap_or(default_max_in_flight),
+            max_in_flight: w.max_in_flight.unwrap_or(node.default_max_in_flight),
             account_uuids: w.account_uuids.clone(),
             owner_account_uuid: w.owner_account,
+            headers: super::options::shown_headers(&w.options),
+            retry_gaps_ms: w
+                .options
+                .retry_gaps_ms
+                .clone()
+                .unwrap_or_else(|| node.retry_gaps_ms.clone()),
+            timeout_ms: w.options.timeout_ms.map_or(node.timeout_ms, u64::from),
             disabled_reason: w.disabled_reason.clone(),
             disabled_at: w.disabled_at.map(format_ms),
         }

@@ -430,13 +430,34 @@ async fn an_admin_edits_turns_off_and_on_sets_a_secret_and_deletes() {
     browser.text_of("h1").await;
     browser.fill("#description", "Renamed receiver").await;
     browser.click("#event-document\\.upload_failed").await;
+    browser.fill("#headers", "X-Api-Key: key-abc-secret").await;
+    browser.fill("#retry_gaps_ms", "1000, 5000").await;
+    browser.fill("#timeout_ms", "3000").await;
     browser.shot("edit").await;
     browser.click("form.card button[type=submit]").await;
-    browser.text_of("dl.details").await;
+    browser
+        .expect_path(&format!("/dashboard/webhooks/{id}"))
+        .await;
+    assert_eq!(browser.text_of("#headers-shown").await, "X-Api-Key: ****");
+    assert_eq!(browser.text_of("#retry-shown").await, "1000, 5000 ms");
     let (_, got) = app
         .get(&format!("/v1/account/settings/webhook/{id}"), &t.token)
         .await;
     assert_eq!(got["response"]["description"], "Renamed receiver");
+    assert_eq!(got["response"]["headers"], json!({"X-Api-Key": "****"}));
+    assert_eq!(got["response"]["retry_gaps_ms"], json!([1000, 5000]));
+    assert_eq!(got["response"]["timeout_ms"], 3000);
+    // The edit form shows the header masked; saving it keeps the value.
+    browser.click("a.button[href$='/edit']").await;
+    browser
+        .expect_path(&format!("/dashboard/webhooks/{id}/edit"))
+        .await;
+    assert!(!browser.source().await.contains("key-abc-secret"));
+    browser.click("form.card button[type=submit]").await;
+    browser
+        .expect_path(&format!("/dashboard/webhooks/{id}"))
+        .await;
+    assert_eq!(browser.text_of("#headers-shown").await, "X-Api-Key: ****");
     assert_eq!(
         got["response"]["url"],
         "https://user:****@receiver.example.com/"

@@ -13,6 +13,7 @@ mod log;
 mod ocrolus;
 mod once;
 mod openapi;
+mod options;
 mod portal;
 mod proxy;
 mod publish;

@@ -44,10 +44,19 @@ async fn add_retrieve_list_update_delete() {
     assert_eq!(w["ordering"], "none");
     assert_eq!(w["max_in_flight"], 16);
     assert_eq!(w["account_uuids"], json!([]), "every account of the org");
+    assert_eq!(w["headers"], json!({}));
+    assert_eq!(
+        w["retry_gaps_ms"],
+        json!([
+            5000, 180000, 600000, 1800000, 7200000, 21600000, 43200000, 86400000
+        ]),
+        "the node's schedule"
+    );
+    assert_eq!(w["timeout_ms"], 5000, "the node's timeout");
     assert_eq!(w["disabled_reason"], Value::Null);
     assert_eq!(w["disabled_at"], Value::Null);
     let keys: Vec<&String> = w.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 12, "{keys:?}");
+    assert_eq!(keys.len(), 15, "{keys:?}");
     assert!(!body.to_string().contains("s3cret"));
 
     let (status, got) = app.get(&format!("{HOOKS}/{id}"), &t.token).await;

@@ -84,6 +84,7 @@ fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
         max_in_flight: None,
         account_uuids: vec![],
         owner_account: None,
+        options: DeliveryOptions::default(),
         created_at: 3_000,
     }
 }
@@ -202,6 +203,32 @@ pub async fn webhook_crud_is_scoped_to_its_org(store: Arc<dyn Store>) {
     assert_eq!(updated.description.as_deref(), Some("new"));
     assert_eq!(updated.updated_at, 4_000);
     assert_eq!(updated.event_names, w.event_names);
+    assert_eq!(updated.options, DeliveryOptions::default());
+    // Its own delivery settings are kept whole, and replaced whole.
+    let options = DeliveryOptions {
+        header_names: vec!["X-Api-Key".into()],
+        headers_sealed: Some("k1:sealed".into()),
+        retry_gaps_ms: Some(vec![1_000, 60_000]),
+        timeout_ms: Some(9_000),
+    };
+    let patch = WebhookPatch {
+        options: Some(options.clone()),
+        updated_at: 4_500,
+        ..Default::default()
+    };
+    let updated = store.update_webhook(a.uuid, w.uuid, patch).await.unwrap();
+    assert_eq!(updated.options, options);
+    assert_eq!(
+        store.get_webhook(a.uuid, w.uuid).await.unwrap().options,
+        options
+    );
+    let patch = WebhookPatch {
+        options: Some(DeliveryOptions::default()),
+        updated_at: 4_600,
+        ..Default::default()
+    };
+    let updated = store.update_webhook(a.uuid, w.uuid, patch).await.unwrap();
+    assert_eq!(updated.options, DeliveryOptions::default());
     assert!(matches!(
         store.delete_webhook(b.uuid, w.uuid, 5_000).await,
         Err(StoreError::NotFound)
