@@ -2,7 +2,8 @@
 # Compares the repo's catalog copy (crates/orghooks-core/catalog) with the
 # original seed, where a checkout has it beside it (../shared/seed). Not part
 # of the test suite: a clone has only the repo. The beta types (beta.json,
-# beta/) are orghooks's own additions and are not compared.
+# beta/) and the operational notices (operational.json, operational/) are
+# orghooks's own additions and are not compared.
 # Usage: scripts/check-seed.sh [SEED_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,5 @@ if [ ! -d "$seed" ]; then
   echo "check-seed: no seed folder at $seed; nothing to compare" >&2
   exit 0
 fi
-diff -r --exclude='*.txt' --exclude=beta.json --exclude=beta "$seed" crates/orghooks-core/catalog
+diff -r --exclude='*.txt' --exclude=beta.json --exclude=beta --exclude=operational.json --exclude=operational "$seed" crates/orghooks-core/catalog
 echo "check-seed: crates/orghooks-core/catalog equals $seed"

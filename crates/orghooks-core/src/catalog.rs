@@ -33,6 +33,15 @@ macro_rules! embed {
     };
 }
 
+macro_rules! embed_operational {
+    ($name:literal) => {
+        (
+            concat!("operational/", $name, ".json"),
+            include_str!(concat!("../catalog/operational/", $name, ".json")),
+        )
+    };
+}
+
 macro_rules! embed_beta {
     ($name:literal) => {
         (
@@ -50,6 +59,14 @@ macro_rules! embed_beta {
 const EMBEDDED: &[(&str, &str)] = &[
     ("catalog.json", include_str!("../catalog/catalog.json")),
     ("beta.json", include_str!("../catalog/beta.json")),
+    (
+        "operational.json",
+        include_str!("../catalog/operational.json"),
+    ),
+    embed_operational!("webhook.disabled"),
+    embed_operational!("webhook.circuit_opened"),
+    embed_operational!("webhook.circuit_closed"),
+    embed_operational!("delivery.exhausted"),
     embed_beta!("book.completed"),
     embed_beta!("book.income.generated"),
     embed_beta!("book.income.updated"),
@@ -113,6 +130,8 @@ struct CatalogRow {
     #[serde(default)]
     beta: bool,
     #[serde(default)]
+    operational: bool,
+    #[serde(default)]
     required: Vec<String>,
     #[serde(default)]
     twins: Vec<[String; 2]>,
@@ -139,6 +158,9 @@ pub struct EventType {
     pub reason: String,
     pub is_active: bool,
     pub beta: bool,
+    /// orghooks' own notices about webhooks (`webhook.disabled`, …): sent by
+    /// orghooks itself, never published by the platform.
+    pub operational: bool,
     /// Required payload fields; `a|b` means one of the twins `a` and `b`.
     pub required: Vec<String>,
     /// Pairs of fields kept equal for backward compatibility.
@@ -171,13 +193,22 @@ impl Catalog {
 
     /// Builds a catalog from the text of one or more row lists (`catalog.json`,
     /// `beta.json`) and a way to read the example files they name (relative
-    /// paths). Rows are ordered by their `order`.
+    /// paths), then orghooks' own operational types (always the built-in
+    /// ones). Rows are ordered by their `order`.
     pub fn from_files(
         lists: &[&str],
         read: impl Fn(&str) -> Result<String, String>,
     ) -> Result<Self, CatalogError> {
+        let embedded: HashMap<&str, &str> = EMBEDDED.iter().copied().collect();
+        let read = |path: &str| match path.strip_prefix("operational/") {
+            Some(_) => embedded
+                .get(path)
+                .map(|s| (*s).to_owned())
+                .ok_or_else(|| "not embedded".to_owned()),
+            None => read(path),
+        };
         let mut rows: Vec<CatalogRow> = Vec::new();
-        for list in lists {
+        for list in lists.iter().chain([&embedded["operational.json"]]) {
             rows.extend(
                 serde_json::from_str::<Vec<CatalogRow>>(list).map_err(CatalogError::Parse)?,
             );
@@ -233,6 +264,7 @@ impl Catalog {
                 reason: row.reason,
                 is_active: row.is_active,
                 beta: row.beta,
+                operational: row.operational,
                 required: row.required,
                 twins: row.twins,
                 example,
@@ -346,14 +378,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_catalog_has_the_23_seed_types_then_the_4_beta_ones() {
+    fn embedded_catalog_has_the_23_seed_types_the_4_beta_then_the_4_operational_ones() {
         let c = Catalog::embedded().unwrap();
         let names: Vec<&str> = c.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names.len(), 27);
+        assert_eq!(names.len(), 31);
         assert_eq!(names[0], "book.analytics_v2.generated");
         assert_eq!(names[22], "network.book.funded");
         assert_eq!(
-            names[23..],
+            names[23..27],
             [
                 "book.completed",
                 "book.income.generated",
@@ -361,7 +393,20 @@ mod tests {
                 "mixed_document.rejected"
             ]
         );
-        for t in c.iter().skip(23) {
+        assert_eq!(
+            names[27..],
+            [
+                "webhook.disabled",
+                "webhook.circuit_opened",
+                "webhook.circuit_closed",
+                "delivery.exhausted"
+            ]
+        );
+        for t in c.iter().skip(27) {
+            assert!(t.operational && t.is_active && !t.beta, "{}", t.name);
+            assert!(t.required.contains(&"webhook_uuid".to_owned()));
+        }
+        for t in c.iter().skip(23).take(4) {
             assert!(t.beta && t.is_active, "{}", t.name);
             assert_eq!(
                 t.required,
@@ -391,8 +436,9 @@ mod tests {
         }
         let events = std::fs::read_dir(dir.join("events")).unwrap().count();
         let beta = std::fs::read_dir(dir.join("beta")).unwrap().count();
+        let operational = std::fs::read_dir(dir.join("operational")).unwrap().count();
         assert_eq!(
-            events + beta + 2,
+            events + beta + operational + 3,
             EMBEDDED.len(),
             "every event file is embedded"
         );

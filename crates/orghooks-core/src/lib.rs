@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod circuit;
 pub mod clock;
 pub mod credentials;
+pub mod notices;
 pub mod payload;
 pub mod retry;
 pub mod sealing;

@@ -27,6 +27,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub catalog: CatalogConfig,
     pub dashboard: DashboardConfig,
+    pub notices: NoticesConfig,
     pub log: LogConfig,
 }
 
@@ -230,6 +231,18 @@ pub struct DashboardConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct NoticesConfig {
+    /// Where the operator hears every failure notice too (`http(s)://…`);
+    /// empty: nowhere.
+    pub operator_url: String,
+    /// Signs what goes to `operator_url` (ocrolus scheme); empty: unsigned.
+    pub operator_secret: String,
+    /// At most one `delivery.exhausted` notice per webhook this often.
+    pub exhausted_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
@@ -359,6 +372,14 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "http.frame_ancestors: {bad:?} is not a site (scheme://host[:port], *.host allowed) or 'self'"
             )));
+        }
+        let operator = &self.notices.operator_url;
+        if !(operator.is_empty()
+            || operator.starts_with("https://")
+            || operator.starts_with("http://"))
+            || operator.parse::<axum::http::Uri>().is_err()
+        {
+            return invalid("notices.operator_url must be an http:// or https:// URL");
         }
         let public = &self.dashboard.public_url;
         if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {

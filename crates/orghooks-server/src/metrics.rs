@@ -60,6 +60,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoticeLabels {
+    pub event_name: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
     pub webhook_uuid: String,
 }
@@ -78,6 +83,8 @@ pub struct Metrics {
     pub attempts: Family<OutcomeLabels, Counter>,
     pub attempt_duration: Histogram,
     pub circuits_open: Gauge,
+    /// Failure notices raised (`webhook.disabled`, …), by type.
+    pub notices: Family<NoticeLabels, Counter>,
     pub in_flight: Family<WebhookLabels, Gauge>,
     /// HTTP connections open to the API.
     pub http_connections: Gauge,
@@ -143,6 +150,12 @@ impl Metrics {
             "Webhooks whose circuit is open on this node",
             circuits_open.clone(),
         );
+        let notices = Family::<NoticeLabels, Counter>::default();
+        registry.register(
+            "notices",
+            "Failure notices raised on this node, by type (webhook.disabled, webhook.circuit_opened, webhook.circuit_closed, delivery.exhausted)",
+            notices.clone(),
+        );
         let in_flight = Family::<WebhookLabels, Gauge>::default();
         registry.register(
             "webhook_in_flight",
@@ -171,6 +184,7 @@ impl Metrics {
             attempts,
             attempt_duration,
             circuits_open,
+            notices,
             in_flight,
             http_connections,
             outcomes_lost,

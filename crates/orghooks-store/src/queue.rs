@@ -36,6 +36,16 @@ pub trait DeliveryQueue: Send + Sync {
         now: i64,
         lease: Option<Lease>,
     ) -> Result<(Uuid, Option<DeliveryJob>), StoreError>;
+    /// Appends one of orghooks' own notices (`webhook.disabled`, …) as one
+    /// event with a delivery to each of `webhooks` that still exists (all
+    /// of one org, chosen by the caller), due now for the claimers; answers
+    /// how many deliveries it made.
+    async fn append_notice(
+        &self,
+        webhooks: Vec<Uuid>,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<u32, StoreError>;
     /// Leases up to `limit` deliveries that are due, or whose lease
     /// expired, oldest due first (ties by creation), except those of the
     /// webhooks in `skip` (the caller has no room for them: they stay in

@@ -44,13 +44,13 @@ pub trait Webhooks: Send + Sync {
     async fn webhook_by_uuid(&self, webhook: Uuid) -> Result<Option<Webhook>, StoreError>;
     /// Turns a webhook off on the receiver's word (410 Gone, a circuit open
     /// too long): `is_active = false` with the reason; its pending
-    /// deliveries are held.
+    /// deliveries are held. `false` when it was already off (or gone).
     async fn disable_webhook(
         &self,
         webhook: Uuid,
         reason: String,
         at: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 }
 
 /// The columns [`decode`] reads, in its order.

@@ -16,6 +16,8 @@ use orghooks_store::{AttemptRecord, DeliveryJob, Outcome, Settle};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use orghooks_core::notices::Notice;
+
 use super::sender::Attempt;
 use super::{Msg, Shared};
 use crate::metrics::{OutcomeLabels, WebhookLabels};
@@ -279,7 +281,10 @@ impl Dispatcher {
             match transition {
                 Transition::Stay => {}
                 Transition::Closed => {
-                    self.shared.circuit_closed(webhook);
+                    if let Some(opened_at) = self.shared.circuit_closed(webhook) {
+                        self.shared
+                            .notify(webhook, Notice::CircuitClosed { opened_at });
+                    }
                     self.shared.release(webhook);
                     self.shared.metrics.circuits_open.dec();
                     tracing::info!(webhook_uuid = %webhook, "circuit closed: the receiver answers again");
@@ -294,6 +299,13 @@ impl Dispatcher {
                 }
                 Transition::Opened { probe_at } => {
                     self.shared.circuit_open(webhook, now, failures, probe_at);
+                    self.shared.notify(
+                        webhook,
+                        Notice::CircuitOpened {
+                            failures,
+                            next_attempt_at: probe_at,
+                        },
+                    );
                     self.shared.hold_back(webhook, Some(probe_at));
                     self.shared.metrics.circuits_open.inc();
                     tracing::warn!(webhook_uuid = %webhook, failures,
@@ -392,7 +404,10 @@ impl Dispatcher {
                 return None;
             }
             Verdict::Retry { at } => Settle::Retry { at },
-            Verdict::Exhausted { .. } => Settle::Failed,
+            Verdict::Exhausted { .. } => {
+                self.exhausted(job, attempts_done, &attempt, now);
+                Settle::Failed
+            }
         };
         tracing::warn!(
             webhook_uuid = %job.webhook_uuid,
@@ -409,14 +424,56 @@ impl Dispatcher {
             .map(|next_at| CircuitEvent::Failure { next_at })
     }
 
-    /// Turns the webhook off (its pending deliveries are held).
+    /// A delivery failed its whole schedule: `delivery.exhausted`, unless
+    /// it was itself a notice, or one went for this webhook lately.
+    fn exhausted(&self, job: &DeliveryJob, attempts: u32, attempt: &Attempt, now: i64) {
+        let event_type = serde_json::from_str::<serde_json::Value>(&job.payload)
+            .ok()
+            .and_then(|p| p["event_name"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if job.is_test || event_type.starts_with("webhook.") || event_type.starts_with("delivery.")
+        {
+            return; // a test, or a notice's own delivery: notices never beget notices
+        }
+        let Some(since_last_notice) = self.shared.notices.exhausted_due(job.webhook_uuid, now)
+        else {
+            return;
+        };
+        let last_error = match (attempt.status(), attempt.error()) {
+            (Some(status), _) => format!("HTTP {status}"),
+            (None, Some(e)) => e.to_string(),
+            (None, None) => String::new(),
+        };
+        self.shared.notify(
+            job.webhook_uuid,
+            Notice::Exhausted {
+                delivery_uuid: job.uuid,
+                event_uuid: job.event_uuid,
+                event_type,
+                attempts,
+                last_error,
+                since_last_notice,
+            },
+        );
+    }
+
+    /// Turns the webhook off (its pending deliveries are held); the one
+    /// call that does raises `webhook.disabled`.
     fn disable(&self, webhook: Uuid, reason: String) {
         tracing::warn!(webhook_uuid = %webhook, reason = %reason, "disabling the webhook");
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let now = shared.clock.now_ms();
-            if let Err(e) = shared.store.disable_webhook(webhook, reason, now).await {
-                tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
+            match shared
+                .store
+                .disable_webhook(webhook, reason.clone(), now)
+                .await
+            {
+                Ok(true) => shared.notify(webhook, Notice::Disabled { reason }),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");
+                }
             }
             shared.targets.invalidate(webhook);
         });

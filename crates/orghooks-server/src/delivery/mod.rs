@@ -13,6 +13,7 @@
 
 mod dispatch;
 mod egress;
+mod notices;
 mod outbox;
 pub mod resolver;
 pub mod sender;
@@ -83,6 +84,7 @@ pub(crate) struct Shared {
     pub config: DeliveryConfig,
     pub retention: RetentionConfig,
     pub metrics: Metrics,
+    notices: notices::Notices,
     claim_wake: Notify,
     /// Webhooks this node does not take deliveries of for now, and until
     /// when (`None`: until the dispatcher says so): lanes that are full, and
@@ -191,11 +193,13 @@ impl Shared {
             });
     }
 
-    fn circuit_closed(&self, webhook: Uuid) {
+    /// Forgets the webhook's open circuit; answers when it had opened.
+    fn circuit_closed(&self, webhook: Uuid) -> Option<i64> {
         self.open_circuits
             .lock()
             .expect("circuits lock")
-            .remove(&webhook);
+            .remove(&webhook)
+            .map(|c| c.opened_at)
     }
 
     /// Takes a webhook's deliveries again, and looks for them now.
@@ -233,6 +237,7 @@ impl Engine {
     ) -> Self {
         let delivers = config.node.role.delivers();
         let retention = config.retention.clone();
+        let notices = notices::Notices::new(&config.notices);
         let config = config.delivery.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let node_id = format!("node-{}", Uuid::new_v4().simple());
@@ -246,6 +251,7 @@ impl Engine {
             config,
             retention,
             metrics,
+            notices,
             claim_wake: Notify::new(),
             held_back: std::sync::Mutex::new(std::collections::HashMap::new()),
             open_circuits: std::sync::Mutex::new(std::collections::HashMap::new()),

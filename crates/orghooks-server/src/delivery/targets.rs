@@ -20,6 +20,7 @@ use uuid::Uuid;
 /// A webhook as the sender needs it.
 pub struct Target {
     pub uuid: Uuid,
+    pub org_uuid: Uuid,
     pub uri: Uri,
     /// The URL with its password masked, for logs.
     pub shown_url: String,
@@ -147,6 +148,7 @@ impl Targets {
             .collect::<Result<_, StoreError>>()?;
         let o = &w.options;
         Ok(Target {
+            org_uuid: w.org_uuid,
             headers,
             retry_gaps: o
                 .retry_gaps_ms

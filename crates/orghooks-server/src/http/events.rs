@@ -119,6 +119,15 @@ fn prepare(
             })?,
     };
     let (payload, event_type) = state.catalog().validate_and_complete(body.payload)?;
+    if event_type.operational {
+        return Err(ApiError::new(
+            ErrorCode::UnknownEventName,
+            format!(
+                "payload.event_name: {} is one of orghooks' own notices; only orghooks sends it",
+                event_type.name
+            ),
+        ));
+    }
     let text = match raw_payload {
         Some(raw) => orghooks_core::payload::completed_text(raw, &payload, published_len),
         None => serde_json::to_string(&payload).map_err(ApiError::internal)?,

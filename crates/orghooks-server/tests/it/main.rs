@@ -10,6 +10,7 @@ mod edge;
 mod guide;
 mod helpers;
 mod log;
+mod notices;
 mod ocrolus;
 mod once;
 mod openapi;

@@ -517,12 +517,14 @@ impl Webhooks for PgStore {
         webhook: Uuid,
         reason: String,
         at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
-        if exec(&tx, &webhooks::DISABLE, &[&webhook, &reason, &at]).await? > 0 {
+        let turned_off = exec(&tx, &webhooks::DISABLE, &[&webhook, &reason, &at]).await? > 0;
+        if turned_off {
             exec(&tx, webhooks::hold_or_release(false), &[&webhook, &at]).await?;
         }
-        tx.commit().await.map_err(pg)
+        tx.commit().await.map_err(pg)?;
+        Ok(turned_off)
     }
 }

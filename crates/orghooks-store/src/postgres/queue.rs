@@ -60,6 +60,19 @@ impl DeliveryQueue for PgStore {
         Ok(answer)
     }
 
+    async fn append_notice(
+        &self,
+        webhooks: Vec<Uuid>,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<u32, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let made = append_notice(&tx, &webhooks, &event, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(made)
+    }
+
     async fn claim_due(
         &self,
         now: i64,
@@ -169,6 +182,70 @@ async fn append_test(
         .is_some()
         .then(|| queue::created_job(id, uuid, webhook, max_in_flight, event, true, false));
     Ok((uuid, job))
+}
+
+async fn append_notice(
+    tx: &Transaction<'_>,
+    webhooks: &[Uuid],
+    event: &NewEvent,
+    now: i64,
+) -> Result<u32, StoreError> {
+    let mut targets = Vec::with_capacity(webhooks.len());
+    for webhook in webhooks {
+        if let Some((org, cap)) = row(tx, &queue::TEST_TARGET, &[webhook], |r| {
+            Ok((r.uuid(0)?, r.opt_count(1)?))
+        })
+        .await?
+        {
+            targets.push((*webhook, org, cap));
+        }
+    }
+    let Some((_, org, _)) = targets.first() else {
+        return Ok(0);
+    };
+    let count = targets.len() as i32;
+    let event_id = row(
+        tx,
+        &queue::INSERT_EVENT,
+        &[
+            &event.uuid,
+            org,
+            &event.account_uuid,
+            &event.event_name,
+            &event.book_uuid,
+            &event.occurred_at,
+            &now,
+            &&*event.payload,
+            &event.payload_hash,
+            &count,
+            &false,
+        ],
+        |r| r.int(0),
+    )
+    .await?
+    .ok_or(StoreError::Conflict("notice event uuid already exists"))?;
+    for (webhook, _, _) in &targets {
+        let (status, owner, until) = queue::lease_columns(None, webhook, false);
+        row(
+            tx,
+            &queue::INSERT_DELIVERY,
+            &[
+                &Uuid::now_v7(),
+                &event_id,
+                webhook,
+                &status,
+                &false,
+                &now,
+                &owner,
+                &until,
+                &None::<&str>,
+                &None::<i64>,
+            ],
+            |r| r.int(0),
+        )
+        .await?;
+    }
+    Ok(count as u32)
 }
 
 /// Due pending deliveries and expired leases, oldest due first, locked

@@ -592,14 +592,15 @@ impl Webhooks for SqliteStore {
         webhook: Uuid,
         reason: String,
         at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.writer
             .submit(move |conn| {
                 let id = webhook.to_string();
-                if exec(conn, &webhooks::DISABLE, params![id, reason, at])? > 0 {
+                let turned_off = exec(conn, &webhooks::DISABLE, params![id, reason, at])? > 0;
+                if turned_off {
                     exec(conn, webhooks::hold_or_release(false), params![id, at])?;
                 }
-                Ok(())
+                Ok(turned_off)
             })
             .await
     }

@@ -49,6 +49,17 @@ impl DeliveryQueue for SqliteStore {
             .await
     }
 
+    async fn append_notice(
+        &self,
+        webhooks: Vec<Uuid>,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<u32, StoreError> {
+        self.writer
+            .submit(move |conn| append_notice(conn, &webhooks, &event, now))
+            .await
+    }
+
     async fn claim_due(
         &self,
         now: i64,
@@ -298,6 +309,39 @@ fn append_test(
         is_test: true,
     };
     insert_delivery(conn, &new, now, lease)
+}
+
+fn append_notice(
+    conn: &Connection,
+    webhooks: &[Uuid],
+    event: &NewEvent,
+    now: i64,
+) -> Result<u32, StoreError> {
+    let mut targets = Vec::with_capacity(webhooks.len());
+    for webhook in webhooks {
+        if let Some((org, cap)) = row(conn, &queue::TEST_TARGET, [webhook.to_string()], |r| {
+            Ok((r.text(0)?, r.opt_count(1)?))
+        })? {
+            targets.push((*webhook, org, cap));
+        }
+    }
+    let Some((_, org, _)) = targets.first() else {
+        return Ok(0);
+    };
+    let event_id = insert_event(conn, event, org, now, targets.len() as u32, false)?
+        .ok_or(StoreError::Conflict("notice event uuid already exists"))?;
+    for (webhook, _, max_in_flight) in &targets {
+        let new = NewDelivery {
+            event,
+            event_id,
+            webhook: *webhook,
+            max_in_flight: *max_in_flight,
+            place: None,
+            is_test: false,
+        };
+        insert_delivery(conn, &new, now, None)?;
+    }
+    Ok(targets.len() as u32)
 }
 
 /// Due pending deliveries and expired leases, oldest due first. Two

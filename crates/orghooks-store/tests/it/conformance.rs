@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             a_scoped_webhook_hears_only_its_accounts,
             account_level_webhooks_are_one_per_account_outside_the_limit,
             portal_links_open_once_into_sessions,
+            notices_are_one_event_delivered_to_the_chosen_webhooks,
         );
     };
     ($($name:ident),* $(,)?) => {$(
@@ -1331,4 +1332,59 @@ pub async fn portal_links_open_once_into_sessions(store: Arc<dyn Store>) {
     store.delete_portal_session(vec![11; 32]).await.unwrap();
     assert!(store.portal_session(vec![11; 32]).await.unwrap().is_none());
     store.delete_portal_session(vec![11; 32]).await.unwrap();
+}
+
+/// A notice is one event with a due, non-test delivery to each chosen
+/// webhook that still exists.
+pub async fn notices_are_one_event_delivered_to_the_chosen_webhooks(store: Arc<dyn Store>) {
+    let org = seed_org(&*store, "a").await;
+    let mut hooks = Vec::new();
+    for url in [
+        "https://example.com/1",
+        "https://example.com/2",
+        "https://example.com/3",
+    ] {
+        let w = store
+            .insert_webhook(new_webhook(org.uuid, url), WebhookLimit::org_level(5))
+            .await
+            .unwrap();
+        hooks.push(w.uuid);
+    }
+    store.delete_webhook(org.uuid, hooks[2], 10).await.unwrap();
+    let notice = NewEvent {
+        uuid: Uuid::new_v4(),
+        account_uuid: Uuid::nil(),
+        event_name: "webhook.disabled".into(),
+        book_uuid: None,
+        occurred_at: 100,
+        payload: "{\"event_name\":\"webhook.disabled\"}".into(),
+        payload_hash: vec![1],
+    };
+    let made = store
+        .append_notice(hooks.clone(), notice.clone(), 100)
+        .await
+        .unwrap();
+    assert_eq!(made, 2, "the deleted webhook gets none");
+    let claimed = store
+        .claim_due(100, lease(10_000), 10, vec![])
+        .await
+        .unwrap();
+    let mut got: Vec<Uuid> = claimed.iter().map(|j| j.webhook_uuid).collect();
+    got.sort();
+    let mut want = hooks[..2].to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(
+        claimed
+            .iter()
+            .all(|j| !j.is_test && j.event_uuid == notice.uuid)
+    );
+    assert_eq!(
+        store
+            .append_notice(vec![hooks[2]], notice, 100)
+            .await
+            .unwrap(),
+        0,
+        "nothing to deliver: no event either"
+    );
 }
