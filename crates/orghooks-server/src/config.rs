@@ -374,11 +374,9 @@ impl Config {
             )));
         }
         let operator = &self.notices.operator_url;
-        if !(operator.is_empty()
-            || operator.starts_with("https://")
-            || operator.starts_with("http://"))
-            || operator.parse::<axum::http::Uri>().is_err()
-        {
+        let operator_ok = (operator.starts_with("https://") || operator.starts_with("http://"))
+            && operator.parse::<axum::http::Uri>().is_ok();
+        if !operator.is_empty() && !operator_ok {
             return invalid("notices.operator_url must be an http:// or https:// URL");
         }
         let public = &self.dashboard.public_url;

@@ -131,57 +131,25 @@ async fn append_test(
     now: i64,
     lease: Option<&Lease>,
 ) -> Result<(Uuid, Option<DeliveryJob>), StoreError> {
-    let (org, max_in_flight) = row(tx, &queue::TEST_TARGET, &[&webhook], |r| {
+    let target = row(tx, &queue::TEST_TARGET, &[&webhook], |r| {
         Ok((r.uuid(0)?, r.opt_count(1)?))
     })
     .await?
     .ok_or(StoreError::NotFound)?;
-    let event_id = row(
+    let mut made = append_direct(
         tx,
-        &queue::INSERT_EVENT,
-        &[
-            &event.uuid,
-            &org,
-            &event.account_uuid,
-            &event.event_name,
-            &event.book_uuid,
-            &event.occurred_at,
-            &now,
-            &&*event.payload,
-            &event.payload_hash,
-            &1i32,
-            &true,
-        ],
-        |r| r.int(0),
+        &[(webhook, target.0, target.1)],
+        event,
+        now,
+        lease,
+        true,
     )
-    .await?
-    .ok_or(StoreError::Conflict("test event uuid already exists"))?;
-    // Time-ordered ids keep the uuid index append-only.
-    let uuid = Uuid::now_v7();
-    let (status, owner, until) = queue::lease_columns(lease, &webhook, false);
-    let id = row(
-        tx,
-        &queue::INSERT_DELIVERY,
-        &[
-            &uuid,
-            &event_id,
-            &webhook,
-            &status,
-            &true,
-            &now,
-            &owner,
-            &until,
-            &None::<&str>,
-            &None::<i64>,
-        ],
-        |r| r.int(0),
-    )
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
-    let job = owner
-        .is_some()
-        .then(|| queue::created_job(id, uuid, webhook, max_in_flight, event, true, false));
-    Ok((uuid, job))
+    .await
+    .map_err(|e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict("test event uuid already exists"),
+        other => other,
+    })?;
+    Ok(made.remove(0))
 }
 
 async fn append_notice(
@@ -200,16 +168,30 @@ async fn append_notice(
             targets.push((*webhook, org, cap));
         }
     }
-    let Some((_, org, _)) = targets.first() else {
+    if targets.is_empty() {
         return Ok(0);
-    };
+    }
+    let made = append_direct(tx, &targets, event, now, None, false).await?;
+    Ok(made.len() as u32)
+}
+
+/// One event of the first target's org with a delivery to each target
+/// `(webhook, org, cap)`, outside fan-out and ordering: a test, a notice.
+async fn append_direct(
+    tx: &Transaction<'_>,
+    targets: &[(Uuid, Uuid, Option<u32>)],
+    event: &NewEvent,
+    now: i64,
+    lease: Option<&Lease>,
+    is_test: bool,
+) -> Result<Vec<(Uuid, Option<DeliveryJob>)>, StoreError> {
     let count = targets.len() as i32;
     let event_id = row(
         tx,
         &queue::INSERT_EVENT,
         &[
             &event.uuid,
-            org,
+            &targets[0].1,
             &event.account_uuid,
             &event.event_name,
             &event.book_uuid,
@@ -218,23 +200,26 @@ async fn append_notice(
             &&*event.payload,
             &event.payload_hash,
             &count,
-            &false,
+            &is_test,
         ],
         |r| r.int(0),
     )
     .await?
-    .ok_or(StoreError::Conflict("notice event uuid already exists"))?;
-    for (webhook, _, _) in &targets {
-        let (status, owner, until) = queue::lease_columns(None, webhook, false);
-        row(
+    .ok_or(StoreError::Conflict("event uuid already exists"))?;
+    let mut made = Vec::with_capacity(targets.len());
+    for (webhook, _, max_in_flight) in targets {
+        // Time-ordered ids keep the uuid index append-only.
+        let uuid = Uuid::now_v7();
+        let (status, owner, until) = queue::lease_columns(lease, webhook, false);
+        let id = row(
             tx,
             &queue::INSERT_DELIVERY,
             &[
-                &Uuid::now_v7(),
+                &uuid,
                 &event_id,
                 webhook,
                 &status,
-                &false,
+                &is_test,
                 &now,
                 &owner,
                 &until,
@@ -243,9 +228,14 @@ async fn append_notice(
             ],
             |r| r.int(0),
         )
-        .await?;
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("insert returned no row".into()))?;
+        let job = owner
+            .is_some()
+            .then(|| queue::created_job(id, uuid, *webhook, *max_in_flight, event, is_test, false));
+        made.push((uuid, job));
     }
-    Ok(count as u32)
+    Ok(made)
 }
 
 /// Due pending deliveries and expired leases, oldest due first, locked

@@ -28,6 +28,8 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         ("ORGHOOKS_SECURITY__ALLOW_CIDRS", "[\"127.0.0.0/8\"]"),
         ("ORGHOOKS_DELIVERY__LEASE_MS", &lease),
         ("ORGHOOKS_DELIVERY__TIMEOUT_MS", "1000"),
+        // A lease must outlast the longest attempt a webhook may ask for.
+        ("ORGHOOKS_WEBHOOKS__MAX_TIMEOUT_MS", "1000"),
         ("ORGHOOKS_DELIVERY__CLAIM_INTERVAL_MS", &claim),
         ("ORGHOOKS_DELIVERY__WEBHOOK_CACHE_MS", "100"),
     ];
