@@ -15,8 +15,8 @@ use orghooks_store::{AttemptRecord, DeliveryStatus, DeliverySummary, StoreError,
 use uuid::Uuid;
 
 use super::pages::{self, page};
-use super::webhooks::{Unavailable, change_of, field, webhook_of};
-use super::{FormFields, Session, redirect};
+use super::webhooks::{Change, Unavailable, field, webhook_of};
+use super::{Session, redirect};
 use crate::http::account_level::first_attempt;
 use crate::http::deliveries::{page as delivery_page, parse_filter, recover_window, resend};
 use crate::http::views::masked_url;
@@ -356,14 +356,13 @@ fn attempt(n: usize, a: &AttemptRecord) -> Markup {
 /// Sends one delivery again.
 pub async fn redeliver(
     State(state): State<AppState>,
-    session: Session,
-    Path((raw, delivery)): Path<(String, String)>,
-    FormFields(pairs): FormFields,
+    Path((_, delivery)): Path<(String, String)>,
+    Change {
+        session,
+        webhook: w,
+        ..
+    }: Change,
 ) -> Response {
-    let w = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(w) => w,
-        Err(page) => return *page,
-    };
     let Ok(id) = Uuid::parse_str(&delivery) else {
         return pages::not_found("No such delivery of this webhook.");
     };
@@ -384,14 +383,12 @@ pub async fn redeliver(
 /// Queues again the failed deliveries of a window.
 pub async fn recover(
     State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
+    Change {
+        session,
+        webhook: w,
+        form: pairs,
+    }: Change,
 ) -> Response {
-    let w = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(w) => w,
-        Err(page) => return *page,
-    };
     let since = as_rfc3339(field(&pairs, "since"));
     let until = Some(as_rfc3339(field(&pairs, "until"))).filter(|u| !u.is_empty());
     let notice =
@@ -453,14 +450,12 @@ fn test_form(session: &Session, w: &Webhook, error: Option<&str>) -> Response {
 /// may take), and shows the delivery with the request and the answer.
 pub async fn send(
     State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
+    Change {
+        session,
+        webhook: w,
+        form: pairs,
+    }: Change,
 ) -> Response {
-    let w = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(w) => w,
-        Err(page) => return *page,
-    };
     let refuse = |message: &str| {
         let mut response = test_form(&session, &w, Some(message));
         *response.status_mut() = StatusCode::BAD_REQUEST;

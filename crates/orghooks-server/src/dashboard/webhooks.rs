@@ -205,20 +205,47 @@ pub(super) async fn webhook_of(
     }
 }
 
-/// A change's form and the webhook it is for, once the CSRF token and the
-/// role are checked; otherwise the page to answer.
-pub(super) async fn change_of(
-    state: &AppState,
-    session: &Session,
-    raw: &str,
-    pairs: &[(String, String)],
-) -> Result<Webhook, Box<Response>> {
-    if let Some(refused) = refusal(session, pairs, true) {
-        return Err(Box::new(refused));
-    }
-    webhook_of(state, session, raw)
+/// A change to one of the session's webhooks (`{webhook_uuid}` in the
+/// path): the form's CSRF token and the session's right to change are
+/// checked and the webhook loaded; otherwise the page to answer is the
+/// rejection.
+pub struct Change {
+    pub session: Session,
+    pub webhook: Webhook,
+    pub form: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<AppState> for Change {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let raw = Path::<std::collections::HashMap<String, String>>::from_request_parts(
+            &mut parts, state,
+        )
         .await
-        .map_err(|e| Box::new(e.into_response()))
+        .ok()
+        .and_then(|Path(params)| params.get("webhook_uuid").cloned())
+        .unwrap_or_default();
+        let request = axum::extract::Request::from_parts(parts, body);
+        let FormFields(form) = FormFields::from_request(request, state).await?;
+        if let Some(refused) = refusal(&session, &form, true) {
+            return Err(refused);
+        }
+        let webhook = webhook_of(state, &session, &raw)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            session,
+            webhook,
+            form,
+        })
+    }
 }
 
 pub(super) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -349,14 +376,12 @@ pub async fn edit_page(
 
 pub async fn save(
     State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
+    Change {
+        session,
+        webhook: current,
+        form: pairs,
+    }: Change,
 ) -> Response {
-    let current = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(webhook) => webhook,
-        Err(page) => return *page,
-    };
     let form = WebhookForm::read(&pairs);
     let result = match form.update(&current) {
         Ok(body) => update(&state, session.org_uuid, current.uuid, body)
@@ -378,14 +403,12 @@ pub async fn save(
 /// Activates or deactivates (form field `active`).
 pub async fn set_active(
     State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
+    Change {
+        session,
+        webhook: current,
+        form: pairs,
+    }: Change,
 ) -> Response {
-    let current = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(webhook) => webhook,
-        Err(page) => return *page,
-    };
     let change = UpdateWebhookBody {
         webhook: Some(WebhookChange {
             is_active: Some(field(&pairs, "active") == "true"),
@@ -430,16 +453,7 @@ pub async fn delete_page(
     .into_response()
 }
 
-pub async fn remove(
-    State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
-) -> Response {
-    let w = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(webhook) => webhook,
-        Err(page) => return *page,
-    };
+pub async fn remove(State(state): State<AppState>, Change { webhook: w, .. }: Change) -> Response {
     match delete(&state, w.org_uuid, w.uuid).await {
         Ok(()) => redirect("/dashboard/webhooks"),
         Err(e) => pages::failure(&e.message),
@@ -449,14 +463,12 @@ pub async fn remove(
 /// Sets or rotates the signing secret; a generated one is shown this once.
 pub async fn set_secret(
     State(state): State<AppState>,
-    session: Session,
-    Path(raw): Path<String>,
-    FormFields(pairs): FormFields,
+    Change {
+        session,
+        webhook: w,
+        form: pairs,
+    }: Change,
 ) -> Response {
-    let w = match change_of(&state, &session, &raw, &pairs).await {
-        Ok(webhook) => webhook,
-        Err(page) => return *page,
-    };
     let mut request = serde_json::Map::new();
     let key = field(&pairs, "secret_key");
     if !key.is_empty() {
@@ -469,7 +481,7 @@ pub async fn set_secret(
     match rotate(&state, w.clone(), request).await {
         Ok(answer) => {
             let generated = answer.0.response.secret_key.clone();
-            match webhook_of(&state, &session, &raw).await {
+            match webhook_of(&state, &session, &w.uuid.to_string()).await {
                 Ok(now) => detail_page(&state, &session, &now, generated.as_deref(), None),
                 Err(e) => e.into_response(),
             }

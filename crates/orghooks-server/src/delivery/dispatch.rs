@@ -283,7 +283,7 @@ impl Dispatcher {
                 Transition::Closed => {
                     if let Some(opened_at) = self.shared.circuit_closed(webhook) {
                         self.shared
-                            .notify(webhook, Notice::CircuitClosed { opened_at });
+                            .notify(webhook, Notice::CircuitClosed { opened_at }, now);
                     }
                     self.shared.release(webhook);
                     self.shared.metrics.circuits_open.dec();
@@ -305,6 +305,7 @@ impl Dispatcher {
                             failures,
                             next_attempt_at: probe_at,
                         },
+                        now,
                     );
                     self.shared.hold_back(webhook, Some(probe_at));
                     self.shared.metrics.circuits_open.inc();
@@ -454,6 +455,7 @@ impl Dispatcher {
                 last_error,
                 since_last_notice,
             },
+            now,
         );
     }
 
@@ -469,7 +471,7 @@ impl Dispatcher {
                 .disable_webhook(webhook, reason.clone(), now)
                 .await
             {
-                Ok(true) => shared.notify(webhook, Notice::Disabled { reason }),
+                Ok(true) => shared.notify(webhook, Notice::Disabled { reason }, now),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!(webhook_uuid = %webhook, error = %e, "cannot disable the webhook");

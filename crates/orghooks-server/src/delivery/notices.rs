@@ -97,9 +97,9 @@ impl Notices {
 }
 
 impl Shared {
-    /// Raises `notice` about `webhook`: logged and counted here, then sent
-    /// in the background.
-    pub(crate) fn notify(self: &Arc<Self>, webhook: Uuid, notice: Notice) {
+    /// Raises `notice` about `webhook`, which happened `at`: logged and
+    /// counted here, then sent in the background.
+    pub(crate) fn notify(self: &Arc<Self>, webhook: Uuid, notice: Notice, at: i64) {
         let name = notice.event_name();
         tracing::warn!(webhook_uuid = %webhook, notice = name, details = ?notice, "failure notice");
         self.metrics
@@ -108,25 +108,25 @@ impl Shared {
             .inc();
         let shared = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = shared.send_notice(webhook, notice).await {
+            if let Err(e) = shared.send_notice(webhook, notice, at).await {
                 tracing::error!(webhook_uuid = %webhook, notice = name, error = %e, "cannot send a failure notice");
             }
         });
     }
 
-    async fn send_notice(&self, webhook: Uuid, notice: Notice) -> anyhow::Result<()> {
+    async fn send_notice(&self, webhook: Uuid, notice: Notice, at: i64) -> anyhow::Result<()> {
         let Some(target) = self.targets.get(webhook).await? else {
             return Ok(()); // deleted meanwhile: no one to tell about it
         };
         let now = self.clock.now_ms();
-        let payload = notice.payload(webhook, &target.shown_url, now).to_string();
+        let payload = notice.payload(webhook, &target.shown_url, at).to_string();
         let name = notice.event_name();
         let event = NewEvent {
             uuid: Uuid::now_v7(),
             account_uuid: Uuid::nil(),
             event_name: name.to_owned(),
             book_uuid: None,
-            occurred_at: now,
+            occurred_at: at,
             payload_hash: Sha256::digest(payload.as_bytes()).to_vec(),
             payload: payload.as_str().into(),
         };

@@ -101,6 +101,9 @@ pub struct EventTypeDetail {
     #[serde(flatten)]
     pub summary: EventTypeSummary,
     pub beta: bool,
+    /// One of orghooks' own failure notices: webhooks subscribe to it, the
+    /// platform cannot publish it.
+    pub operational: bool,
     /// Required payload fields; `a|b` means one of the two.
     pub required: Vec<String>,
     /// Field pairs kept equal for backward compatibility.
@@ -118,6 +121,7 @@ impl From<&EventType> for EventTypeDetail {
         Self {
             summary: t.into(),
             beta: t.beta,
+            operational: t.operational,
             required: t.required.clone(),
             twins: t.twins.clone(),
             schema: t.schema.clone(),

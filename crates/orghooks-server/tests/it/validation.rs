@@ -459,7 +459,18 @@ async fn operator_catalog_and_inactive_types() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["loan.funded", "loan.retired"]);
+    assert_eq!(
+        names,
+        [
+            "loan.funded",
+            "loan.retired",
+            "webhook.disabled",
+            "webhook.circuit_opened",
+            "webhook.circuit_closed",
+            "delivery.exhausted"
+        ],
+        "the operator's types, then orghooks' own notices"
+    );
     assert_eq!(
         listed["response"]["events"][0]["uuid"],
         uuid::Uuid::new_v5(

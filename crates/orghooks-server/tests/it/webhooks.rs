@@ -228,7 +228,16 @@ async fn catalog_lists_every_type_with_schema_and_example() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let events = body["response"]["events"].as_array().unwrap();
-    assert_eq!(events.len(), 27, "the 23 seed types and the 4 beta ones");
+    assert_eq!(
+        events.len(),
+        31,
+        "the 23 seed types, the 4 beta and the 4 operational ones"
+    );
+    assert!(
+        events[27..]
+            .iter()
+            .all(|e| e["operational"] == true && e["beta"] == false)
+    );
     let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../orghooks-core/catalog");
     let catalog: Value =
         serde_json::from_str(&std::fs::read_to_string(seed.join("catalog.json")).unwrap()).unwrap();
