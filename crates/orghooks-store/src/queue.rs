@@ -15,6 +15,13 @@ use crate::sql::{Cells, Sql};
 /// Events in, deliveries out.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
+    /// Notified when another process announces deliveries due now (an
+    /// `api` node's publishes on PostgreSQL), so claimers need not wait for
+    /// their interval; `None` where nothing else writes (SQLite).
+    fn due_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Appends events and fans each out, in the same commit, to every
     /// active webhook of the account's org subscribed to it; the new
     /// deliveries are leased to `lease.owner`. Each event is judged on its

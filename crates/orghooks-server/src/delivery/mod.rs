@@ -333,6 +333,18 @@ impl Engine {
             shutdown.clone(),
         ));
         let purger = tokio::spawn(purge(shared.clone(), shutdown.clone()));
+        if let Some(due) = shared.store.due_signal() {
+            // Another node announced due deliveries: claim now.
+            let (shared, shutdown) = (shared.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = due.notified() => shared.wake_claimer(),
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            });
+        }
         let mut dispatcher = Dispatcher::new(shared.clone(), self.tx.clone(), outcomes_tx);
         // Leases are renewed three times per lease period, so a delivery
         // that waits in a slow lane is never claimed back from this node

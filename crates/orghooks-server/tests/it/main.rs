@@ -8,6 +8,7 @@ mod dashboard_log;
 mod delivery;
 mod edge;
 mod guide;
+mod handoff;
 mod helpers;
 mod log;
 mod notices;

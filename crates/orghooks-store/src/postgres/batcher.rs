@@ -76,6 +76,12 @@ async fn commit(pool: &Pool, group: Vec<Request>) {
         let mut client = pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(pg)?;
         let out = append::append_events(&tx, &events, now, lease.as_ref()).await?;
+        if lease.is_none() {
+            // Due for the workers: wake them at the commit.
+            tx.batch_execute(&format!("NOTIFY {}", super::wakeup::CHANNEL))
+                .await
+                .map_err(pg)?;
+        }
         tx.commit().await.map_err(pg)?;
         Ok::<_, StoreError>(out)
     }

@@ -12,6 +12,7 @@ mod log;
 mod queue;
 mod schema;
 pub mod scratch;
+mod wakeup;
 
 use std::sync::Arc;
 
@@ -44,6 +45,9 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: Pool,
     appends: tokio::sync::mpsc::Sender<batcher::Request>,
+    /// Notified when another node announces due deliveries.
+    due: Arc<tokio::sync::Notify>,
+    _listening: Arc<wakeup::Listening>,
 }
 
 /// Maps a PostgreSQL error: a lost or refused connection, a server
@@ -95,6 +99,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -107,7 +112,14 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(Arc::new(e)))?;
         let appends = batcher::start(pool.clone(), 8192);
-        let store = Self { pool, appends };
+        let due = Arc::new(tokio::sync::Notify::new());
+        let listening = Arc::new(wakeup::start(listen_config, due.clone()));
+        let store = Self {
+            pool,
+            appends,
+            due,
+            _listening: listening,
+        };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)

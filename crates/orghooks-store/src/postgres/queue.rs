@@ -60,6 +60,10 @@ impl DeliveryQueue for PgStore {
         Ok(answer)
     }
 
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.due.clone())
+    }
+
     async fn append_notice(
         &self,
         webhooks: Vec<Uuid>,
