@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Compares the repo's catalog copy (crates/orghooks-core/catalog) with the
-# original seed, where a checkout has it beside it (../shared/seed). Not part
-# of the test suite: a clone has only the repo. The beta types (beta.json,
+# original seed, given as the argument (wherever the planning files keep
+# it). Not part of the test suite: a clone has only the repo. The beta types (beta.json,
 # beta/) and the operational notices (operational.json, operational/) are
 # orghooks's own additions and are not compared.
-# Usage: scripts/check-seed.sh [SEED_DIR]
+# Usage: scripts/check-seed.sh SEED_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seed="${1:-../shared/seed}"
+seed="${1:?usage: scripts/check-seed.sh SEED_DIR (the original seed folder)}"
 if [ ! -d "$seed" ]; then
   echo "check-seed: no seed folder at $seed; nothing to compare" >&2
   exit 0
