@@ -7,6 +7,14 @@ use uuid::Uuid;
 
 use crate::clock::format_ms;
 
+/// The event names of every notice (the catalog's operational types).
+pub const NAMES: [&str; 4] = [
+    "webhook.disabled",
+    "webhook.circuit_opened",
+    "webhook.circuit_closed",
+    "delivery.exhausted",
+];
+
 /// Something that happened to one webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -33,10 +41,10 @@ impl Notice {
     /// Its event type's name in the catalog.
     pub fn event_name(&self) -> &'static str {
         match self {
-            Self::Disabled { .. } => "webhook.disabled",
-            Self::CircuitOpened { .. } => "webhook.circuit_opened",
-            Self::CircuitClosed { .. } => "webhook.circuit_closed",
-            Self::Exhausted { .. } => "delivery.exhausted",
+            Self::Disabled { .. } => NAMES[0],
+            Self::CircuitOpened { .. } => NAMES[1],
+            Self::CircuitClosed { .. } => NAMES[2],
+            Self::Exhausted { .. } => NAMES[3],
         }
     }
 
@@ -119,6 +127,12 @@ mod tests {
                 since_last_notice: 0,
             },
         ];
+        let operational: Vec<&str> = catalog
+            .iter()
+            .filter(|t| t.operational)
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(operational, NAMES, "the catalog's operational types");
         for notice in notices {
             let payload = notice.payload(Uuid::new_v4(), "https://r.example.com/", 2_000);
             let (completed, t) = catalog.validate_and_complete(payload.clone()).unwrap();

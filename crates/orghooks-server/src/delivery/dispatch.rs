@@ -432,8 +432,7 @@ impl Dispatcher {
             .ok()
             .and_then(|p| p["event_name"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        if job.is_test || event_type.starts_with("webhook.") || event_type.starts_with("delivery.")
-        {
+        if job.is_test || orghooks_core::notices::NAMES.contains(&event_type.as_str()) {
             return; // a test, or a notice's own delivery: notices never beget notices
         }
         let Some(since_last_notice) = self.shared.notices.exhausted_due(job.webhook_uuid, now)

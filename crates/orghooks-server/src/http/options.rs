@@ -141,7 +141,12 @@ fn headers_of(
             "webhook.headers: at most {MAX_HEADERS} headers"
         )));
     }
-    let stored = stored_headers(state, current)?;
+    // Opened only when a value asks to keep a stored one.
+    let stored = if headers.values().any(|v| v == MASK) {
+        stored_headers(state, current)?
+    } else {
+        Vec::new()
+    };
     let mut pairs = Vec::with_capacity(headers.len());
     let mut seen = std::collections::HashSet::new();
     for (name, value) in headers {

@@ -143,6 +143,19 @@ impl Browser {
             .unwrap();
     }
 
+    /// Whether the page is wider than the window (it scrolls sideways).
+    pub async fn overflows(&self) -> bool {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap()
+    }
+
     pub async fn has(&self, css: &str) -> bool {
         !self
             .client

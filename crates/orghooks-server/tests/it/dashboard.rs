@@ -7,7 +7,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::helpers::{Tenant, TestApp, spawn_app};
+use crate::helpers::{Tenant, TestApp, book_event, spawn_app};
 
 /// Signs in through the form in the browser.
 pub async fn sign_in(browser: &Browser, app: &TestApp, t: &Tenant) {
@@ -119,17 +119,10 @@ async fn a_phone_width_page_keeps_a_long_url_and_description_inside_it() {
         return;
     };
     sign_in(&browser, &app, &t).await;
-    let overflow: bool = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap();
-    assert!(!overflow, "nothing is wider than the phone's screen");
+    assert!(
+        !browser.overflows().await,
+        "nothing is wider than the phone's screen"
+    );
     browser.shot("webhooks-phone").await;
     let (_, list) = app.get("/v1/account/settings/webhooks", &t.token).await;
     let webhook = list["response"]["webhooks"][0]["uuid"]
@@ -143,17 +136,10 @@ async fn a_phone_width_page_keeps_a_long_url_and_description_inside_it() {
         ))
         .await;
     browser.text_of("form.filters").await;
-    let overflow: bool = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
-            vec![],
-        )
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap();
-    assert!(!overflow, "the delivery log fits the phone too");
+    assert!(
+        !browser.overflows().await,
+        "the delivery log fits the phone too"
+    );
     browser.shot("deliveries-phone").await;
     browser.close().await;
 }
@@ -211,6 +197,17 @@ pub fn plain() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// A dashboard page fetched with a session cookie: its status and HTML.
+pub async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let resp = plain()
+        .get(format!("{}{path}", app.base))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
 }
 
 /// Signs in over HTTP; answers the session cookie and the page's CSRF token.
@@ -332,30 +329,12 @@ async fn no_password_or_secret_is_ever_rendered() {
         .replace("http://", "http://user:hunter2-password@");
     let id = app.add_webhook(&t.token, &url, &["book.verified"]).await;
     let secret = "a-signing-secret-of-32-characters";
-    let (status, _) = app
-        .post(
-            &format!("/v1/account/settings/webhook/{id}/rotate-secret"),
-            &t.token,
-            json!({"secret_key": secret}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    app.set_secret(&t.token, &id, secret).await;
     // A failed attempt keeps its request headers: Basic auth among them.
     let p = app.publisher_token().await;
-    app.publish(
-        &p,
-        json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-               "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
-    )
-    .await;
-    let log = app
-        .wait_until(
-            &format!("/v1/account/settings/webhook/{id}/deliveries"),
-            &t.token,
-            |b| b["response"]["deliveries"][0]["attempts"].as_u64() >= Some(1),
-        )
-        .await;
-    let delivery = log["response"]["deliveries"][0]["uuid"].as_str().unwrap();
+    app.publish(&p, book_event(t.account)).await;
+    let attempted = app.first_attempted(&t.token, &id).await;
+    let delivery = attempted["response"]["uuid"].as_str().unwrap();
     let basic = receiver.requests()[0].header("authorization").to_owned();
     assert!(basic.starts_with("Basic "), "{basic}");
     let (cookie, _) = session(&app, &t).await;
@@ -367,25 +346,17 @@ async fn no_password_or_secret_is_ever_rendered() {
         format!("/dashboard/webhooks/{id}/deliveries"),
         format!("/dashboard/webhooks/{id}/deliveries/{delivery}"),
     ] {
-        let page = plain()
-            .get(format!("{}{path}", app.base))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let (_, html) = page(&app, &cookie, &path).await;
         let shown = if path.ends_with(delivery) {
             "Basic ****" // the attempt's request headers
         } else {
             "user:****@127.0.0.1"
         };
-        assert!(page.contains(shown), "{path}: {page}");
-        assert!(!page.contains("hunter2"), "{path}");
-        assert!(!page.contains(&basic["Basic ".len()..]), "{path}");
-        assert!(!page.contains(secret), "{path}");
-        assert!(!page.contains(&t.client_secret), "{path}");
+        assert!(html.contains(shown), "{path}: {html}");
+        assert!(!html.contains("hunter2"), "{path}");
+        assert!(!html.contains(&basic["Basic ".len()..]), "{path}");
+        assert!(!html.contains(secret), "{path}");
+        assert!(!html.contains(&t.client_secret), "{path}");
     }
 }
 
@@ -534,13 +505,7 @@ async fn delivery_pages_are_the_orgs_own_and_read_only_for_members() {
         )
         .await;
     for tenant in [&t, &stranger] {
-        let (status, _) = app
-            .publish(
-                &p,
-                json!({"account_uuid": tenant.account, "payload": {"event_name": "book.verified",
-                       "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
-            )
-            .await;
+        let (status, _) = app.publish(&p, book_event(tenant.account)).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let first = |tenant: &Tenant, webhook: &str| {
@@ -560,31 +525,18 @@ async fn delivery_pages_are_the_orgs_own_and_read_only_for_members() {
 
     let member = app.account(t.org, orghooks_store::Role::Member).await;
     let (cookie, csrf) = session(&app, &member).await;
-    let get = |path: String| {
-        let cookie = cookie.clone();
-        let url = format!("{}{path}", app.base);
-        async move {
-            let resp = plain()
-                .get(url)
-                .header(COOKIE, cookie)
-                .send()
-                .await
-                .unwrap();
-            (resp.status(), resp.text().await.unwrap())
-        }
-    };
     let base = format!("/dashboard/webhooks/{mine}");
-    let (status, html) = get(format!("{base}/deliveries")).await;
+    let (status, html) = page(&app, &cookie, &format!("{base}/deliveries")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&my_delivery), "a member reads the log");
     assert!(
         !html.contains("Recover failed deliveries"),
         "but recovers nothing"
     );
-    let (status, html) = get(format!("{base}/deliveries/{my_delivery}")).await;
+    let (status, html) = page(&app, &cookie, &format!("{base}/deliveries/{my_delivery}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("Send again"));
-    let (status, _) = get(format!("{base}/test")).await;
+    let (status, _) = page(&app, &cookie, &format!("{base}/test")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let resp = plain()
         .post(format!(
@@ -608,7 +560,7 @@ async fn delivery_pages_are_the_orgs_own_and_read_only_for_members() {
         format!("{base}/deliveries/{their_delivery}"),
         format!("/dashboard/webhooks/{theirs}/test"),
     ] {
-        let (status, html) = get(path.clone()).await;
+        let (status, html) = page(&app, &cookie, &path).await;
         assert!(
             status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
             "{path}: {status}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::helpers::spawn_delivering;
+use crate::helpers::{book_event, spawn_delivering};
 use crate::receiver::{Behavior, TestReceiver};
 
 /// The test virtualenv's Python (scripts/test makes it, with
@@ -98,14 +98,7 @@ async fn the_receiver_guides_python_verifies_real_deliveries_and_refuses_old_one
         .add_webhook(&t.token, &to_standard.url("/"), &["book.verified"])
         .await;
     let ocrolus_secret = "a-guide-secret-of-some-length";
-    let (status, _) = app
-        .post(
-            &format!("/v1/account/settings/webhook/{ocrolus}/rotate-secret"),
-            &t.token,
-            json!({"secret_key": ocrolus_secret}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.set_secret(&t.token, &ocrolus, ocrolus_secret).await;
     let (status, body) = app
         .post(
             &format!("/v1/account/settings/webhook/{standard}/rotate-secret"),
@@ -116,12 +109,7 @@ async fn the_receiver_guides_python_verifies_real_deliveries_and_refuses_old_one
     assert_eq!(status, 200, "{body}");
     let standard_secret = body["response"]["secret_key"].as_str().unwrap().to_owned();
     let p = app.publisher_token().await;
-    app.publish(
-        &p,
-        json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-               "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
-    )
-    .await;
+    app.publish(&p, book_event(t.account)).await;
     for (block, receiver, secret) in [
         (&blocks[0], &to_ocrolus, ocrolus_secret),
         (&blocks[1], &to_standard, standard_secret.as_str()),

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use orghooks_server::config::NodeRole;
-use serde_json::json;
 
-use crate::helpers::{spawn_delivering_on_postgres, spawn_own_storage};
+use crate::helpers::{book_event, spawn_delivering_on_postgres, spawn_own_storage};
 use crate::receiver::{Behavior, TestReceiver};
 
 #[tokio::test]
@@ -26,13 +25,7 @@ async fn a_worker_takes_an_api_nodes_deliveries_at_once() {
     api.add_webhook(&t.token, &receiver.url("/"), &["book.verified"])
         .await;
     for n in 1..=3 {
-        let (status, body) = api
-            .publish(
-                &p,
-                json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-                       "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
-            )
-            .await;
+        let (status, body) = api.publish(&p, book_event(t.account)).await;
         assert_eq!(status, 202, "{body}");
         // Well inside the ten-minute interval: only the notification can
         // have woken the worker.

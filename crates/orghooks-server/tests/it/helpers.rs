@@ -370,7 +370,44 @@ impl Resolve for TestResolver {
     }
 }
 
+/// A `book.verified` event for `account`, as the publish API takes it.
+pub fn book_event(account: Uuid) -> Value {
+    json!({"account_uuid": account, "payload": {"event_name": "book.verified",
+           "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}})
+}
+
 impl TestApp {
+    /// Sets a webhook's signing secret through the API.
+    pub async fn set_secret(&self, token: &str, webhook: &str, secret: &str) {
+        let (status, body) = self
+            .post(
+                &format!("/v1/account/settings/webhook/{webhook}/rotate-secret"),
+                token,
+                json!({"secret_key": secret}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// The newest delivery of `webhook` with every attempt (the API's
+    /// view), once it has had at least one attempt.
+    pub async fn first_attempted(&self, token: &str, webhook: &str) -> Value {
+        let log = self
+            .wait_until(
+                &format!("/v1/account/settings/webhook/{webhook}/deliveries"),
+                token,
+                |b| b["response"]["deliveries"][0]["attempts"].as_u64() >= Some(1),
+            )
+            .await;
+        let delivery = log["response"]["deliveries"][0]["uuid"].as_str().unwrap();
+        self.get(
+            &format!("/v1/account/settings/webhook/{webhook}/delivery/{delivery}"),
+            token,
+        )
+        .await
+        .1
+    }
+
     /// A publisher token made through the admin operations.
     pub async fn publisher_token(&self) -> String {
         self.admin.create_publisher_token("tests").await.unwrap().1

@@ -6,18 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use orghooks_core::notices::NAMES as NOTICES;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_delivering;
+use crate::helpers::{book_event, spawn_delivering};
 use crate::receiver::{Behavior, Recorded, TestReceiver};
-
-const NOTICES: [&str; 4] = [
-    "webhook.disabled",
-    "webhook.circuit_opened",
-    "webhook.circuit_closed",
-    "delivery.exhausted",
-];
 
 /// The notices a receiver got, by event name.
 fn by_name(got: &[Recorded]) -> BTreeMap<String, Value> {
@@ -52,8 +46,7 @@ async fn failures_are_told_to_subscribed_webhooks_and_the_operator_once_each() {
     let gone_id = app
         .add_webhook(&t.token, &gone.url("/g"), &["book.verified"])
         .await;
-    let event = json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-        "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}});
+    let event = book_event(t.account);
     app.publish(&p, event.clone()).await;
 
     // 410: disabled; two failures: the circuit opens; four: exhausted.

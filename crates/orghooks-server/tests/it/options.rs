@@ -7,15 +7,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Tenant, TestApp, spawn_delivering};
+use crate::helpers::{Tenant, TestApp, book_event, spawn_delivering};
 use crate::receiver::{Behavior, TestReceiver};
 
 const ADD: &str = "/v1/account/settings/webhook";
-
-fn event(t: &Tenant) -> Value {
-    json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-           "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}})
-}
 
 /// The refusal's message, after Ocrolus's opening words.
 async fn refused(app: &TestApp, t: &Tenant, path: &str, body: Value) -> String {
@@ -61,7 +56,7 @@ async fn custom_headers_go_with_every_delivery_and_their_values_stay_secret() {
         "sealed at rest"
     );
 
-    app.publish(&p, event(&t)).await;
+    app.publish(&p, book_event(t.account)).await;
     let got = receiver.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(got[0].header("x-api-key"), "key-123-secret");
     assert_eq!(got[0].header("authorization"), "Bearer token-456");
@@ -76,7 +71,7 @@ async fn custom_headers_go_with_every_delivery_and_their_values_stay_secret() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    app.publish(&p, event(&t)).await;
+    app.publish(&p, book_event(t.account)).await;
     let got = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(got[1].header("x-api-key"), "key-123-secret");
     assert_eq!(got[1].header("x-tenant"), "acme");
@@ -167,7 +162,7 @@ async fn retry_gaps_and_timeout_are_the_webhooks_own_within_the_operators_bounds
         "the node's"
     );
 
-    app.publish(&p, event(&t)).await;
+    app.publish(&p, book_event(t.account)).await;
     let log = |hook: &str| format!("/v1/account/settings/webhook/{hook}/deliveries");
     let failed = app
         .wait_until(&log(&once_more), &t.token, |b| {
@@ -179,20 +174,7 @@ async fn retry_gaps_and_timeout_are_the_webhooks_own_within_the_operators_bounds
         "two attempts: one gap"
     );
     assert_eq!(failing.count(), 2);
-    let timed_out = app
-        .wait_until(&log(&impatient), &t.token, |b| {
-            b["response"]["deliveries"][0]["attempts"].as_u64() >= Some(1)
-        })
-        .await;
-    let delivery = timed_out["response"]["deliveries"][0]["uuid"]
-        .as_str()
-        .unwrap();
-    let (_, detail) = app
-        .get(
-            &format!("/v1/account/settings/webhook/{impatient}/delivery/{delivery}"),
-            &t.token,
-        )
-        .await;
+    let detail = app.first_attempted(&t.token, &impatient).await;
     assert_eq!(
         detail["response"]["attempt_log"][0]["error"], "timed out after 1 s",
         "its own 1 s, not the node's 2 s"

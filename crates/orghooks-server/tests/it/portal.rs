@@ -9,7 +9,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
-use crate::dashboard::{plain, session};
+use crate::dashboard::{page, plain, session};
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_with};
 
 /// Asks for a portal link; answers status and body.
@@ -42,16 +42,6 @@ async fn open(app: &TestApp, link: &str) -> Result<String, StatusCode> {
         "{set}"
     );
     Ok(set.split(';').next().unwrap().to_owned())
-}
-
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
-    let resp = plain()
-        .get(format!("{}{path}", app.base))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    (resp.status(), resp.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -6,11 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::spawn_delivering;
+use crate::helpers::{book_event, spawn_delivering};
 use crate::receiver::{Behavior, TestReceiver};
 
 /// A CONNECT proxy on 127.0.0.1 that tunnels only to loopback and keeps
@@ -85,32 +84,14 @@ async fn deliveries_leave_through_the_proxy_for_the_checked_address_only() {
     // and the proxy is never asked for it (nothing dials it).
     app.resolver.set("moved.example.com", &["10.0.0.5"]);
     let p = app.publisher_token().await;
-    app.publish(
-        &p,
-        json!({"account_uuid": t.account, "payload": {"event_name": "book.verified",
-               "book_uuid": "1e03d9cd-7d84-4672-bc3d-c19cd19c500b", "uploaded_docs": []}}),
-    )
-    .await;
+    app.publish(&p, book_event(t.account)).await;
     let got = receiver.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(got[0].json()["event_name"], "book.verified");
     assert_eq!(
         got[0].header("host"),
         format!("receiver.example.com:{port}")
     );
-    let log = app
-        .wait_until(
-            &format!("/v1/account/settings/webhook/{moved}/deliveries"),
-            &t.token,
-            |b| b["response"]["deliveries"][0]["attempts"].as_u64() >= Some(1),
-        )
-        .await;
-    let delivery = log["response"]["deliveries"][0]["uuid"].as_str().unwrap();
-    let (_, detail) = app
-        .get(
-            &format!("/v1/account/settings/webhook/{moved}/delivery/{delivery}"),
-            &t.token,
-        )
-        .await;
+    let detail = app.first_attempted(&t.token, &moved).await;
     let error = detail["response"]["attempt_log"][0]["error"]
         .as_str()
         .unwrap_or("");
