@@ -375,4 +375,32 @@ CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
     r#"
 ALTER TABLE webhooks ADD COLUMN options TEXT;
 "#,
+    // Leases by expiry, for claiming lapsed ones. Partial on the lease, not
+    // on `status = 'delivering'`: settling and renewing (which say
+    // `status = 'delivering'`) then go by id, never through this index,
+    // whose entries of settled rows linger until vacuum (a bitmap scan
+    // walked thousands of them per settle).
+    r#"
+DROP INDEX deliveries_leased;
+CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE lease_until IS NOT NULL;
+"#,
+    // A number every change of accounts or webhooks moves on, in the
+    // change's own commit: a node may keep where events go in memory and
+    // check in each publish statement that it is still right.
+    r#"
+CREATE TABLE routing_version (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    v   BIGINT NOT NULL
+);
+INSERT INTO routing_version VALUES (1, 0);
+CREATE FUNCTION orghooks_routing_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE routing_version SET v = v + 1 WHERE id = 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER webhooks_routing AFTER INSERT OR UPDATE OR DELETE ON webhooks
+    FOR EACH STATEMENT EXECUTE FUNCTION orghooks_routing_changed();
+CREATE TRIGGER accounts_routing AFTER INSERT OR UPDATE OR DELETE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION orghooks_routing_changed();
+"#,
 ];

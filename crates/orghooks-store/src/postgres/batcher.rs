@@ -30,6 +30,7 @@ pub(super) fn start(pool: Pool, capacity: usize) -> mpsc::Sender<Request> {
 }
 
 async fn run(pool: Pool, mut rx: mpsc::Receiver<Request>) {
+    let mut routing = append::Routing::default();
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         let mut count = group[0].events.len();
@@ -49,9 +50,9 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        commit(&pool, group).await;
+        commit(&pool, group, &mut routing).await;
         if let Some(req) = held_back {
-            commit(&pool, vec![req]).await;
+            commit(&pool, vec![req], &mut routing).await;
         }
     }
 }
@@ -60,7 +61,7 @@ fn same_owner(a: &Option<Lease>, b: &Option<Lease>) -> bool {
     a.as_ref().map(|l| &l.owner) == b.as_ref().map(|l| &l.owner)
 }
 
-async fn commit(pool: &Pool, group: Vec<Request>) {
+async fn commit(pool: &Pool, group: Vec<Request>, routing: &mut append::Routing) {
     let now = group.iter().map(|r| r.now).max().unwrap_or_default();
     // The latest expiry among the group: leases of one owner only grow.
     let lease = group
@@ -74,15 +75,14 @@ async fn commit(pool: &Pool, group: Vec<Request>) {
         .collect();
     let result = async {
         let mut client = pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let out = append::append_events(&tx, &events, now, lease.as_ref()).await?;
-        if lease.is_none() {
-            // Due for the workers: wake them at the commit.
-            tx.batch_execute(&format!("NOTIFY {}", super::wakeup::CHANNEL))
+        let out = append::append_events(&mut client, &events, now, lease.as_ref(), routing).await?;
+        if lease.is_none() && out.iter().any(|o| o.is_ok()) {
+            // Due for the workers, and committed: wake them.
+            client
+                .batch_execute(&format!("NOTIFY {}", super::wakeup::CHANNEL))
                 .await
                 .map_err(pg)?;
         }
-        tx.commit().await.map_err(pg)?;
         Ok::<_, StoreError>(out)
     }
     .await;

@@ -132,13 +132,44 @@ impl PgStore {
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// The connection's prepared statement for `sql`, parsed by the server
+/// once per connection: each later use is one round trip (bind and
+/// execute) instead of two, and no parse.
+pub(crate) async fn prepared(
+    c: &impl GenericClient,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    c.prepare_cached(sql).await.map_err(pg)
+}
+
+/// Every row of a query whose best plan depends on how many rows the
+/// queue holds now (claiming, settling, renewing leases): sent unprepared
+/// with its parameters' types, so the server plans it for these values and
+/// the table as it is, in the same single round trip. A prepared
+/// statement's plan is made once, and may be the whole-table scan that a
+/// nearly empty table deserved until the next `ANALYZE`.
+pub(crate) async fn rows_planned_now<T>(
+    c: &tokio_postgres::Client,
+    sql: &Sql,
+    params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
+    decode: impl Fn(&dyn Cells) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    c.query_typed(sql.pg(), params)
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| decode(r))
+        .collect()
+}
+
 /// Runs a statement; answers how many rows it changed.
 pub(crate) async fn exec(
     c: &impl GenericClient,
     sql: &Sql,
     params: Params<'_>,
 ) -> Result<u64, StoreError> {
-    c.execute(sql.pg(), params).await.map_err(pg)
+    let statement = prepared(c, sql.pg()).await?;
+    c.execute(&statement, params).await.map_err(pg)
 }
 
 /// Every row of a query, decoded.
@@ -148,7 +179,8 @@ pub(crate) async fn rows<T>(
     params: Params<'_>,
     decode: impl Fn(&dyn Cells) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    c.query(sql.pg(), params)
+    let statement = prepared(c, sql.pg()).await?;
+    c.query(&statement, params)
         .await
         .map_err(pg)?
         .iter()
@@ -163,7 +195,8 @@ pub(crate) async fn row<T>(
     params: Params<'_>,
     decode: impl Fn(&dyn Cells) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
-    c.query_opt(sql.pg(), params)
+    let statement = prepared(c, sql.pg()).await?;
+    c.query_opt(&statement, params)
         .await
         .map_err(pg)?
         .as_ref()

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::{GenericClient, Object, Transaction};
 use uuid::Uuid;
 
-use super::{PgStore, batcher, exec, pg, row, rows};
+use tokio_postgres::types::Type;
+
+use super::{PgStore, batcher, exec, pg, row, rows, rows_planned_now};
 use crate::model::*;
 use crate::queue;
 use crate::sql::Sql;
@@ -94,11 +96,8 @@ impl DeliveryQueue for PgStore {
         outcomes: Vec<Outcome>,
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let lost = complete(&tx, &owner, &outcomes, now).await?;
-        tx.commit().await.map_err(pg)?;
-        Ok(lost)
+        let client = self.client().await?;
+        complete(&client, &owner, &outcomes, now).await
     }
 
     async fn release_deferred(&self, webhook: Uuid, now: i64) -> Result<(), StoreError> {
@@ -120,10 +119,20 @@ impl DeliveryQueue for PgStore {
     ) -> Result<(), StoreError> {
         static RENEW: Sql = Sql::new(
             "UPDATE deliveries SET lease_until = $2 \
-             WHERE id = ANY($3) AND lease_owner = $1 AND status = 'delivering'",
+             WHERE id = ANY($3) AND lease_owner = $1 AND status = 'delivering' RETURNING id",
         );
         let client = self.client().await?;
-        exec(&client, &RENEW, &[&owner, &until, &ids]).await?;
+        rows_planned_now(
+            &client,
+            &RENEW,
+            &[
+                (&owner, Type::TEXT),
+                (&until, Type::INT8),
+                (&ids, Type::INT8_ARRAY),
+            ],
+            |_| Ok(()),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -265,16 +274,22 @@ static CLAIM: Sql = Sql::new(concat!(
 ));
 
 async fn claim(
-    client: &impl GenericClient,
+    client: &Object,
     now: i64,
     lease: &Lease,
     limit: u32,
     skip: &[Uuid],
 ) -> Result<Vec<DeliveryJob>, StoreError> {
-    let claimed = rows(
+    let claimed = rows_planned_now(
         client,
         &CLAIM,
-        &[&lease.owner, &lease.until, &now, &i64::from(limit), &skip],
+        &[
+            (&lease.owner, Type::TEXT),
+            (&lease.until, Type::INT8),
+            (&now, Type::INT8),
+            (&i64::from(limit), Type::INT8),
+            (&skip, Type::UUID_ARRAY),
+        ],
         queue::claimed,
     )
     .await?;
@@ -296,18 +311,13 @@ async fn claim(
     Ok(jobs)
 }
 
-/// Every attempt of a batch in one insert.
-static INSERT_ATTEMPTS: Sql = Sql::new(
-    "INSERT INTO attempts (uuid, delivery_id, started_at, duration_ms, response_status, \
-     response_headers, response_body, error, request_headers) \
-     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int4[], \
-       $6::text[], $7::text[], $8::text[], $9::text[])",
-);
-
-/// [`queue::SETTLE`] for a whole batch in one statement: `$1`… are the
-/// outcomes' columns, `$5` the owner, `$6` now. Answers the ids it settled.
+/// A batch of outcomes in one statement, committed on its own: each
+/// delivery settled as [`queue::SETTLE`] does (`$1`… are the outcomes'
+/// columns, `$5` the owner, `$6` now) and every attempt recorded (`$7`…),
+/// also those of deliveries no longer leased here: they were sent. Answers
+/// the ids it settled.
 static SETTLE_ALL: Sql = Sql::new(
-    "UPDATE deliveries d SET \
+    "WITH settled AS (UPDATE deliveries d SET \
      status = CASE WHEN d.redeliver AND o.status IN ('failed', 'pending') \
               THEN 'pending' ELSE o.status END, \
      next_attempt_at = CASE WHEN d.redeliver AND o.status IN ('failed', 'pending') \
@@ -317,14 +327,20 @@ static SETTLE_ALL: Sql = Sql::new(
      redeliver = false, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
      FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int4[]) AS o(id, status, due, attempted) \
      WHERE d.id = o.id AND d.status = 'delivering' AND d.lease_owner = $5 \
-     RETURNING d.id",
+     RETURNING d.id), \
+     recorded AS (INSERT INTO attempts (uuid, delivery_id, started_at, duration_ms, \
+       response_status, response_headers, response_body, error, request_headers) \
+       SELECT * FROM UNNEST($7::uuid[], $8::int8[], $9::int8[], $10::int8[], $11::int4[], \
+         $12::text[], $13::text[], $14::text[], $15::text[])) \
+     SELECT id FROM settled",
 );
 
 static STATUSES_OF: Sql = Sql::new("SELECT id, status FROM deliveries WHERE id = ANY($1)");
 
-/// Writes a batch of outcomes with a constant number of round trips.
+/// Writes a batch of outcomes: one statement, and one more only when some
+/// delivery was no longer leased here.
 async fn complete(
-    tx: &Transaction<'_>,
+    c: &Object,
     owner: &str,
     outcomes: &[Outcome],
     now: i64,
@@ -333,36 +349,9 @@ async fn complete(
         .iter()
         .filter_map(|o| o.attempt.as_ref().map(|a| (o.delivery_id, a)))
         .collect();
-    if !attempts.is_empty() {
-        let col = |f: &dyn Fn(&AttemptRecord) -> Option<String>| {
-            attempts.iter().map(|(_, a)| f(a)).collect::<Vec<_>>()
-        };
-        exec(
-            tx,
-            &INSERT_ATTEMPTS,
-            &[
-                &attempts.iter().map(|(_, a)| a.uuid).collect::<Vec<_>>(),
-                &attempts.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-                &attempts
-                    .iter()
-                    .map(|(_, a)| a.started_at)
-                    .collect::<Vec<_>>(),
-                &attempts
-                    .iter()
-                    .map(|(_, a)| a.duration_ms)
-                    .collect::<Vec<_>>(),
-                &attempts
-                    .iter()
-                    .map(|(_, a)| a.response_status.map(i32::from))
-                    .collect::<Vec<_>>(),
-                &col(&|a| a.response_headers.clone()),
-                &col(&|a| a.response_body.clone()),
-                &col(&|a| a.error.clone()),
-                &col(&|a| a.request_headers.clone()),
-            ],
-        )
-        .await?;
-    }
+    let col = |f: &dyn Fn(&AttemptRecord) -> Option<String>| {
+        attempts.iter().map(|(_, a)| f(a)).collect::<Vec<_>>()
+    };
     let (statuses, dues): (Vec<&str>, Vec<i64>) = outcomes
         .iter()
         .map(|o| {
@@ -375,10 +364,40 @@ async fn complete(
         .iter()
         .map(|o| i32::from(o.attempt.is_some()))
         .collect();
-    let settled: std::collections::HashSet<i64> = rows(
-        tx,
+    let attempt_uuids: Vec<Uuid> = attempts.iter().map(|(_, a)| a.uuid).collect();
+    let attempt_of: Vec<i64> = attempts.iter().map(|(id, _)| *id).collect();
+    let started: Vec<i64> = attempts.iter().map(|(_, a)| a.started_at).collect();
+    let durations: Vec<i64> = attempts.iter().map(|(_, a)| a.duration_ms).collect();
+    let answered: Vec<Option<i32>> = attempts
+        .iter()
+        .map(|(_, a)| a.response_status.map(i32::from))
+        .collect();
+    let (headers, bodies, errors, sent) = (
+        col(&|a| a.response_headers.clone()),
+        col(&|a| a.response_body.clone()),
+        col(&|a| a.error.clone()),
+        col(&|a| a.request_headers.clone()),
+    );
+    let settled: std::collections::HashSet<i64> = rows_planned_now(
+        c,
         &SETTLE_ALL,
-        &[&ids, &statuses, &dues, &attempted, &owner, &now],
+        &[
+            (&ids, Type::INT8_ARRAY),
+            (&statuses, Type::TEXT_ARRAY),
+            (&dues, Type::INT8_ARRAY),
+            (&attempted, Type::INT4_ARRAY),
+            (&owner, Type::TEXT),
+            (&now, Type::INT8),
+            (&attempt_uuids, Type::UUID_ARRAY),
+            (&attempt_of, Type::INT8_ARRAY),
+            (&started, Type::INT8_ARRAY),
+            (&durations, Type::INT8_ARRAY),
+            (&answered, Type::INT4_ARRAY),
+            (&headers, Type::TEXT_ARRAY),
+            (&bodies, Type::TEXT_ARRAY),
+            (&errors, Type::TEXT_ARRAY),
+            (&sent, Type::TEXT_ARRAY),
+        ],
         |r| r.int(0),
     )
     .await?
@@ -388,7 +407,7 @@ async fn complete(
     if unsettled.is_empty() {
         return Ok(unsettled);
     }
-    let now_status: HashMap<i64, String> = rows(tx, &STATUSES_OF, &[&unsettled], |r| {
+    let now_status: HashMap<i64, String> = rows(c, &STATUSES_OF, &[&unsettled], |r| {
         Ok((r.int(0)?, r.text(1)?))
     })
     .await?

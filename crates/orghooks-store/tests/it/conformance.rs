@@ -56,7 +56,7 @@ pub async fn seed_org(store: &dyn Store, name: &str) -> Org {
         .unwrap()
 }
 
-async fn seed_account(store: &dyn Store, org: Uuid, role: Role) -> Account {
+pub async fn seed_account(store: &dyn Store, org: Uuid, role: Role) -> Account {
     store
         .create_account(NewAccount {
             uuid: Uuid::new_v4(),
@@ -71,7 +71,7 @@ async fn seed_account(store: &dyn Store, org: Uuid, role: Role) -> Account {
         .unwrap()
 }
 
-fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
+pub fn new_webhook(org: Uuid, url: &str) -> NewWebhook {
     NewWebhook {
         uuid: Uuid::new_v4(),
         org_uuid: org,
@@ -341,7 +341,7 @@ pub async fn reactivation_clears_disabled_fields(store: Arc<dyn Store>) {
     assert_eq!(w3.disabled_at, None);
 }
 
-fn event(account: Uuid, uuid: Uuid, book: &str, payload: &str) -> NewEvent {
+pub fn event(account: Uuid, uuid: Uuid, book: &str, payload: &str) -> NewEvent {
     NewEvent {
         uuid,
         account_uuid: account,
@@ -353,7 +353,7 @@ fn event(account: Uuid, uuid: Uuid, book: &str, payload: &str) -> NewEvent {
     }
 }
 
-fn lease(until: i64) -> Lease {
+pub fn lease(until: i64) -> Lease {
     Lease {
         owner: "node-a".into(),
         until,
