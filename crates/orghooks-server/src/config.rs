@@ -170,6 +170,8 @@ pub struct DeliveryConfig {
     pub max_queued_total: usize,
     pub lease_ms: u64,
     pub claim_interval_ms: u64,
+    /// How long an outcome may wait for others to share its commit.
+    pub outcome_linger_ms: u64,
     pub webhook_cache_ms: u64,
     pub resolver_timeout_ms: u64,
     pub secret_overlap_secs: u64,
@@ -399,6 +401,9 @@ impl Config {
             return invalid(
                 "delivery: timeout_ms, claim_interval_ms and resolver_timeout_ms must be at least 1",
             );
+        }
+        if d.outcome_linger_ms > 1000 {
+            return invalid("delivery.outcome_linger_ms must be at most 1000");
         }
         if !d.proxy_url.is_empty() && crate::delivery::proxy_authority(&d.proxy_url).is_err() {
             return Err(ConfigError::Invalid(format!(

@@ -382,16 +382,31 @@ impl Engine {
     }
 }
 
-/// Writes outcomes back, as many per commit as have queued up.
+/// Writes outcomes back, as many per commit as arrive within
+/// `outcome_linger_ms` of the first (the leases cover the wait). Only
+/// successes wait: any other outcome (a retry, a failure, a delivery held
+/// by a webhook just turned off) goes with the next commit, as the changes
+/// it follows (turning the webhook off, say) are already visible.
 async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>) {
-    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    let linger = Duration::from_millis(shared.config.outcome_linger_ms);
+    let mut batch: Vec<Outcome> = Vec::with_capacity(COMPLETE_BATCH);
+    let succeeded = |o: &Outcome| o.settle == orghooks_store::Settle::Succeeded;
     while let Some(first) = rx.recv().await {
+        let mut may_wait = !linger.is_zero() && succeeded(&first);
         batch.push(first);
+        let until = tokio::time::Instant::now() + linger;
         while batch.len() < COMPLETE_BATCH {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
-            }
+            let next = match rx.try_recv() {
+                Ok(o) => o,
+                Err(_) if !may_wait => break,
+                Err(_) => match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(o)) => o,
+                    // Time is up, or the engine is stopping.
+                    Ok(None) | Err(_) => break,
+                },
+            };
+            may_wait &= succeeded(&next);
+            batch.push(next);
         }
         let mut backoff = Duration::from_millis(50);
         loop {

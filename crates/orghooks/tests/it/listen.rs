@@ -191,32 +191,42 @@ async fn listen_verifies_prints_answers_and_forwards_what_serve_sends() {
     );
     assert!(headers.contains_key("webhook-id"));
 
-    // What serve recorded: the wrong listener answered 500 as asked.
-    let log: Value = client
-        .get(format!(
+    // What serve recorded: the wrong listener answered 500 as asked (the
+    // outcome is written within delivery.outcome_linger_ms of the answer).
+    let get = |path: String| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            client
+                .get(path)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let detail = loop {
+        let log = get(format!(
             "{}/v1/account/settings/webhook/{}/deliveries",
             server.base, hooks[1]
         ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let delivery = log["response"]["deliveries"][0]["uuid"].as_str().unwrap();
-    let detail: Value = client
-        .get(format!(
-            "{}/v1/account/settings/webhook/{}/delivery/{delivery}",
-            server.base, hooks[1]
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+        if let Some(delivery) = log["response"]["deliveries"][0]["uuid"].as_str() {
+            let detail = get(format!(
+                "{}/v1/account/settings/webhook/{}/delivery/{delivery}",
+                server.base, hooks[1]
+            ))
+            .await;
+            if !detail["response"]["attempt_log"][0].is_null() || Instant::now() > deadline {
+                break detail;
+            }
+        }
+        assert!(Instant::now() < deadline, "no delivery in the log: {log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         detail["response"]["attempt_log"][0]["response_status"], 500,
         "{detail}"
