@@ -4,6 +4,7 @@
 //! CPU and memory as JSON and a markdown table. Everything stays on
 //! loopback and every scenario is bounded in count and time.
 
+mod drill;
 mod forwarder;
 mod load;
 mod process;
@@ -41,6 +42,25 @@ enum Command {
     /// (internal) The bare forwarder of the baseline scenario.
     #[command(hide = true)]
     Forward { target: String },
+    /// The load and checks of scripts/failover-drill.sh, which builds the
+    /// cluster and says how to kill its primary.
+    Drill {
+        /// The cluster's multi-host URL (`target_session_attrs=read-write`).
+        #[arg(long)]
+        database_url: String,
+        /// Events to publish.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Events per second.
+        #[arg(long, default_value_t = 250)]
+        rate: u64,
+        /// A shell command run once half the events are sent.
+        #[arg(long)]
+        kill: String,
+        /// Where the result (JSON) goes.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +71,13 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve) => runtime.block_on(serve()),
         Some(Command::Forward { target }) => runtime.block_on(forwarder::run(target)),
+        Some(Command::Drill {
+            database_url,
+            events,
+            rate,
+            kill,
+            out,
+        }) => runtime.block_on(drill::run(database_url, events, rate, kill, out)),
         None => runtime.block_on(scenario::run_all(
             cli.scenarios,
             cli.smoke,

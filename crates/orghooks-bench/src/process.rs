@@ -83,6 +83,35 @@ impl Proc {
     }
 }
 
+/// CPU seconds used so far by the PostgreSQL server's processes on this
+/// machine (every process named `postgres`), counting backends that have
+/// ended through their parent's children-time.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| {
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<f64> = rest
+                .split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect();
+            // utime, stime, cutime, cstime: fields 14 to 17 of stat.
+            fields.get(11..15).map_or(0.0, |t| t.iter().sum::<f64>()) / 100.0
+        })
+        .sum()
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();

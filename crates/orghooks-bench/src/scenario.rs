@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::load::{self, HttpClient, LoadResult, MakeBody, Target, percentile_ms};
-use crate::process::Proc;
+use crate::process::{self, Proc};
 use crate::receiver::{Mode, Receiver};
 
 const BOOK: &str = "1e03d9cd-7d84-4672-bc3d-c19cd19c500b";
@@ -48,6 +48,9 @@ struct Spec {
     env: Vec<(&'static str, &'static str)>,
     /// Receivers start slow and speed up once publishing is over.
     speed_up_after_publish: bool,
+    /// An `api` node takes the publishes and a separate `worker` node
+    /// delivers them (PostgreSQL only: SQLite is one node).
+    split_roles: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +70,9 @@ pub struct Outcome {
     pub receipt_max_ms: f64,
     pub cpu_seconds: f64,
     pub cpu_us_per_event: f64,
+    /// The server plus the database server's processes (PostgreSQL), per
+    /// event; for SQLite, which runs inside the server, the same as above.
+    pub total_cpu_us_per_event: f64,
     pub peak_rss_mib: f64,
     pub refused_503: u64,
     pub all_delivered: bool,
@@ -84,6 +90,7 @@ fn specs(smoke: bool) -> Vec<Spec> {
         baseline: false,
         env: Vec::new(),
         speed_up_after_publish: false,
+        split_roles: false,
     };
     let fast = |k| vec![Mode::Fast; k];
     vec![
@@ -121,6 +128,14 @@ fn specs(smoke: bool) -> Vec<Spec> {
                 concurrency: 4,
                 events: n(100_000, 500),
                 size: 100,
+            },
+        ),
+        spec(
+            "steady-600",
+            fast(1),
+            Load::Steady {
+                rate: 600,
+                secs: secs(30),
             },
         ),
         spec(
@@ -173,6 +188,17 @@ fn specs(smoke: bool) -> Vec<Spec> {
             )
         },
         Spec {
+            split_roles: true,
+            ..spec(
+                "handoff",
+                fast(1),
+                Load::Steady {
+                    rate: 1_000,
+                    secs: secs(30),
+                },
+            )
+        },
+        Spec {
             env: vec![("ORGHOOKS_STORAGE__WRITE_QUEUE", "64")],
             speed_up_after_publish: true,
             ..spec(
@@ -201,6 +227,10 @@ pub async fn run_all(
             continue;
         }
         if spec.baseline && postgres.is_some() {
+            continue;
+        }
+        if spec.split_roles && postgres.is_none() {
+            eprintln!("== {}: skipped, it needs --postgres", spec.name);
             continue;
         }
         eprintln!("== {}", spec.name);
@@ -237,12 +267,12 @@ pub async fn run_all(
 
 fn markdown(outcomes: &[Outcome]) -> String {
     let mut t = String::from(
-        "| scenario | backend | events/s | deliveries/s | publish p50/p99 ms | receipt p50/p90/p99/max ms | CPU µs/event | peak RSS MiB | 503s | all delivered | of baseline |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n",
+        "| scenario | backend | events/s | deliveries/s | publish p50/p99 ms | receipt p50/p90/p99/max ms | CPU µs/event | with database | peak RSS MiB | 503s | all delivered | of baseline |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n",
     );
     for o in outcomes {
         t.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} / {:.2} / {:.1} | {:.1} | {:.0} | {} | {} | {} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.2} / {:.2} | {:.2} / {:.2} / {:.2} / {:.1} | {:.1} | {:.1} | {:.0} | {} | {} | {} |\n",
             o.scenario,
             o.backend,
             o.events_per_sec,
@@ -254,6 +284,7 @@ fn markdown(outcomes: &[Outcome]) -> String {
             o.receipt_p99_ms,
             o.receipt_max_ms,
             o.cpu_us_per_event,
+            o.total_cpu_us_per_event,
             o.peak_rss_mib,
             o.refused_503,
             if o.all_delivered { "yes" } else { "NO" },
@@ -287,7 +318,7 @@ async fn json_call(
 
 /// One org with a manager account and a webhook to each receiver; answers
 /// the account that publishes for it.
-async fn setup_org(
+pub(crate) async fn setup_org(
     admin: &Admin,
     client: &HttpClient,
     base: &str,
@@ -367,7 +398,13 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
         };
         (server, target, vec![uuid::Uuid::nil()])
     } else {
-        let server = Proc::start(&["serve"], &env, dir.path())?;
+        let server = if spec.split_roles {
+            let mut api = env.clone();
+            api.push(("ORGHOOKS_NODE__ROLE", "api".into()));
+            Proc::start(&["serve"], &api, dir.path())?
+        } else {
+            Proc::start(&["serve"], &env, dir.path())?
+        };
         let mut config = orghooks_server::Config::defaults();
         config.storage.data_dir = dir.path().to_owned();
         if let Some(db) = &database {
@@ -402,6 +439,24 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
         (server, target, accounts)
     };
 
+    // The worker of a split pair, on the same database.
+    let worker = if spec.split_roles {
+        let wdir = tempfile::tempdir()?;
+        let mut worker = env.clone();
+        worker.retain(|(k, _)| *k != "ORGHOOKS_STORAGE__DATA_DIR");
+        worker.push((
+            "ORGHOOKS_STORAGE__DATA_DIR",
+            wdir.path().display().to_string(),
+        ));
+        worker.push(("ORGHOOKS_NODE__ROLE", "worker".into()));
+        Some((Proc::start(&["serve"], &worker, wdir.path())?, wdir))
+    } else {
+        None
+    };
+    let procs: Vec<&Proc> = std::iter::once(&server)
+        .chain(worker.as_ref().map(|(w, _)| w))
+        .collect();
+
     let accounts = Arc::new(accounts);
     let event = {
         let accounts = accounts.clone();
@@ -412,7 +467,8 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
             )
         }
     };
-    let cpu_before = server.cpu_seconds();
+    let cpu_before: f64 = procs.iter().map(|p| p.cpu_seconds()).sum();
+    let database_before = on_postgres.then(process::postgres_cpu_seconds);
     let started = Instant::now();
     let limit = Duration::from_secs(300);
     let (result, events): (LoadResult, u64) = match spec.load {
@@ -466,8 +522,11 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let total = started.elapsed().as_secs_f64();
-    let cpu = server.cpu_seconds() - cpu_before;
-    let rss = server.peak_rss_mib();
+    let cpu = procs.iter().map(|p| p.cpu_seconds()).sum::<f64>() - cpu_before;
+    let database_cpu = database_before.map_or(0.0, |b| process::postgres_cpu_seconds() - b);
+    let rss = procs.iter().map(|p| p.peak_rss_mib()).fold(0.0, f64::max);
+    drop(procs);
+    drop(worker);
     drop(server);
     let mut publish = result.latencies_us;
     let mut receipt: Vec<u32> = healthy
@@ -478,6 +537,8 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
         scenario: spec.name.to_owned(),
         backend: if spec.baseline {
             "none (bare relay)".into()
+        } else if spec.split_roles {
+            "postgres (api + worker)".into()
         } else if on_postgres {
             "postgres".into()
         } else {
@@ -496,6 +557,7 @@ async fn run(spec: &Spec, postgres: Option<&str>) -> anyhow::Result<Outcome> {
         receipt_max_ms: percentile_ms(&mut receipt, 100.0),
         cpu_seconds: cpu,
         cpu_us_per_event: cpu * 1e6 / events as f64,
+        total_cpu_us_per_event: (cpu + database_cpu) * 1e6 / events as f64,
         peak_rss_mib: rss,
         refused_503: result.refused_503,
         all_delivered: delivered >= expected,
