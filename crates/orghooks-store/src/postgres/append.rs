@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{pg, prepared, row};
@@ -235,6 +236,22 @@ struct EventColumns<'a> {
 }
 
 impl<'a> EventColumns<'a> {
+    /// `$1`…`$10` of [`insert_events!`], with `now` as `$9`.
+    fn params<'p>(&'p self, now: &'p i64) -> Vec<&'p (dyn ToSql + Sync)> {
+        vec![
+            &self.uuids,
+            &self.orgs,
+            &self.accounts,
+            &self.names,
+            &self.books,
+            &self.occurred,
+            &self.payloads,
+            &self.hashes,
+            now,
+            &self.counts,
+        ]
+    }
+
     fn new(events: &'a [NewEvent], routing: &Routing) -> Self {
         let known: Vec<usize> = (0..events.len())
             .filter(|&i| routing.org(&events[i]).is_some())
@@ -302,33 +319,18 @@ async fn append_unordered(
     let statement = prepared(c, INSERT_BOTH).await?;
     let mut inserted: HashMap<(Uuid, Uuid), i64> = HashMap::new();
     let mut ids: HashMap<Uuid, i64> = HashMap::new();
-    for r in c
-        .query(
-            &statement,
-            &[
-                &cols.uuids,
-                &cols.orgs,
-                &cols.accounts,
-                &cols.names,
-                &cols.books,
-                &cols.occurred,
-                &cols.payloads,
-                &cols.hashes,
-                &now,
-                &cols.counts,
-                &d_uuids,
-                &d_orgs,
-                &d_events,
-                &d_webhooks,
-                &d_status,
-                &d_owner,
-                &d_until,
-                &routing.version,
-            ],
-        )
-        .await
-        .map_err(pg)?
-    {
+    let mut params = cols.params(&now);
+    params.extend::<[&(dyn ToSql + Sync); 8]>([
+        &d_uuids,
+        &d_orgs,
+        &d_events,
+        &d_webhooks,
+        &d_status,
+        &d_owner,
+        &d_until,
+        &routing.version,
+    ]);
+    for r in c.query(&statement, &params).await.map_err(pg)? {
         match r.get::<_, i32>(0) {
             0 if r.get::<_, i64>(1) != routing.version => return Ok(None),
             0 => {}
@@ -359,21 +361,7 @@ async fn append_ordered(
     let cols = EventColumns::new(events, routing);
     let statement = prepared(tx, insert_events!("")).await?;
     let inserted: HashMap<(Uuid, Uuid), i64> = tx
-        .query(
-            &statement,
-            &[
-                &cols.uuids,
-                &cols.orgs,
-                &cols.accounts,
-                &cols.names,
-                &cols.books,
-                &cols.occurred,
-                &cols.payloads,
-                &cols.hashes,
-                &now,
-                &cols.counts,
-            ],
-        )
+        .query(&statement, &cols.params(&now))
         .await
         .map_err(pg)?
         .iter()
