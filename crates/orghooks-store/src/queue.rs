@@ -57,7 +57,11 @@ pub trait DeliveryQueue: Send + Sync {
     /// expired, oldest due first (ties by creation), except those of the
     /// webhooks in `skip` (the caller has no room for them: they stay in
     /// the database until it has). A delivery of a `per_book` webhook is
-    /// due only once every earlier one of its book is finished.
+    /// due only once every earlier one of its book is finished. A lease
+    /// that lapsed is taken only from another owner: what `lease.owner`
+    /// leased itself it still has in memory, about to send or to write
+    /// back, and taking it again would send it twice (its own forgotten
+    /// leases come back through [`Self::free_lapsed_leases`]).
     async fn claim_due(
         &self,
         now: i64,
@@ -82,6 +86,17 @@ pub trait DeliveryQueue: Send + Sync {
     /// any lease left is a dead process's). Answers how many deliveries
     /// were freed.
     async fn recover_leases(&self, now: i64) -> Result<u64, StoreError>;
+    /// Makes `owner`'s deliveries whose lease lapsed at or before `before`
+    /// pending and due at `now`, for the next claim, except `keep` (those
+    /// `owner` still has in memory). These are leases their owner lost
+    /// track of: a publish whose commit answered an error. Answers how many.
+    async fn free_lapsed_leases(
+        &self,
+        owner: String,
+        before: i64,
+        keep: Vec<i64>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
     /// Extends `owner`'s leases on the deliveries `ids` it still holds
     /// (queued or in flight) to `until`, so that no claim takes a delivery
     /// back from a live node that is about to send it.
@@ -225,6 +240,17 @@ pub(crate) static RECOVER_LEASES: Sql = Sql::new(
     "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, lease_owner = NULL, \
      lease_until = NULL, updated_at = $1 WHERE status = 'delivering'",
 );
+/// [`DeliveryQueue::free_lapsed_leases`] but for its list of ids to keep,
+/// which each backend binds its own way: `$1` the owner, `$2` before, `$3`
+/// now, then `AND id …` follows.
+macro_rules! free_lapsed_leases {
+    () => {
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_owner = NULL, \
+         lease_until = NULL, updated_at = $3 \
+         WHERE status = 'delivering' AND lease_owner = $1 AND lease_until <= $2 AND id "
+    };
+}
+pub(crate) use free_lapsed_leases;
 
 /// A new delivery's status and lease columns: leased to the caller unless
 /// it waits for an earlier one of its book, or the caller does not take

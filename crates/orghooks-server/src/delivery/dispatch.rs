@@ -7,7 +7,7 @@
 //! Memory is bounded: past the per-webhook and total queue limits,
 //! deliveries go back to the store (deferred) and are claimed again later.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use orghooks_core::attempt::{self, Verdict};
@@ -56,9 +56,6 @@ pub struct Dispatcher {
     tx: mpsc::UnboundedSender<Msg>,
     outcomes: mpsc::UnboundedSender<Outcome>,
     lanes: HashMap<Uuid, Lane>,
-    /// Ids of the deliveries in memory: a claim that renews the lease of
-    /// one already here must not make it a second copy.
-    known: HashSet<i64>,
     starved: VecDeque<Uuid>,
     queued_total: usize,
     in_flight_total: usize,
@@ -76,7 +73,6 @@ impl Dispatcher {
             tx,
             outcomes,
             lanes: HashMap::new(),
-            known: HashSet::new(),
             starved: VecDeque::new(),
             queued_total: 0,
             in_flight_total: 0,
@@ -86,12 +82,6 @@ impl Dispatcher {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight_total
-    }
-
-    /// The deliveries this node holds, queued or in flight: their leases
-    /// must outlive the wait.
-    pub fn held(&self) -> Vec<i64> {
-        self.known.iter().copied().collect()
     }
 
     /// Deliveries in memory (queued and in flight): what the claimer may add.
@@ -104,8 +94,6 @@ impl Dispatcher {
     }
 
     fn settle(&mut self, job: &DeliveryJob, attempt: Option<AttemptRecord>, settle: Settle) {
-        self.known.remove(&job.id);
-        self.shared.outcome_decided(job.id);
         // Counted as settled by the completer, once the outcome is committed.
         let _ = self.outcomes.send(Outcome {
             delivery_id: job.id,
@@ -120,13 +108,9 @@ impl Dispatcher {
         let shared = self.shared.clone();
         let cfg = &shared.config;
         let mut touched = Vec::new();
+        // Each delivery comes here once (`Shared::hold`), until its outcome
+        // is written.
         for job in jobs {
-            // Already here, or decided here and about to be written: a
-            // claim that took it back after its lease lapsed must not send
-            // it again.
-            if self.shared.outcome_unwritten(job.id) || !self.known.insert(job.id) {
-                continue;
-            }
             let full = self.queued_total >= cfg.max_queued_total;
             let lane = self.lanes.entry(job.webhook_uuid).or_insert_with(|| Lane {
                 queue: VecDeque::new(),

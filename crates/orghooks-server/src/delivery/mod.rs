@@ -93,11 +93,12 @@ pub(crate) struct Shared {
     pub held_back: std::sync::Mutex<std::collections::HashMap<Uuid, Option<i64>>>,
     /// The open circuits of this node's lanes, for the dashboard.
     pub open_circuits: std::sync::Mutex<std::collections::HashMap<Uuid, OpenCircuit>>,
-    /// Deliveries whose outcome is decided but not committed yet. They are
-    /// still leased here: their leases are renewed like the others', and a
-    /// claim that takes one back is ignored, so a completer that falls
-    /// behind never makes a delivery go twice.
-    unwritten: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// The deliveries leased to this node that it has in memory, from their
+    /// lease (a publish here, or a claim) until their outcome is committed:
+    /// in the dispatcher's channel, queued, in flight or being written
+    /// back. Their leases are renewed; no claim of this node takes them
+    /// again, and none of another node may while the renewals keep up.
+    holding: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// A lease renewal is running.
     renewing: std::sync::atomic::AtomicBool,
 }
@@ -142,25 +143,23 @@ impl Shared {
         }
     }
 
-    /// An outcome is decided for this delivery; it waits for its commit.
-    fn outcome_decided(&self, delivery: i64) {
-        self.unwritten
-            .lock()
-            .expect("unwritten lock")
-            .insert(delivery);
+    /// Notes leased deliveries as held here; answers those that were not
+    /// already (a delivery is never taken into memory twice).
+    fn hold(&self, jobs: Vec<DeliveryJob>) -> Vec<DeliveryJob> {
+        let mut holding = self.holding.lock().expect("holding lock");
+        jobs.into_iter().filter(|j| holding.insert(j.id)).collect()
     }
 
-    fn outcome_unwritten(&self, delivery: i64) -> bool {
-        self.unwritten
-            .lock()
-            .expect("unwritten lock")
-            .contains(&delivery)
+    fn holding_now(&self) -> Vec<i64> {
+        let holding = self.holding.lock().expect("holding lock");
+        holding.iter().copied().collect()
     }
 
+    /// Their outcomes are committed: the deliveries are no longer held.
     fn outcomes_written(&self, batch: &[Outcome]) {
-        let mut unwritten = self.unwritten.lock().expect("unwritten lock");
+        let mut holding = self.holding.lock().expect("holding lock");
         for outcome in batch {
-            unwritten.remove(&outcome.delivery_id);
+            holding.remove(&outcome.delivery_id);
         }
     }
 
@@ -255,7 +254,7 @@ impl Engine {
             claim_wake: Notify::new(),
             held_back: std::sync::Mutex::new(std::collections::HashMap::new()),
             open_circuits: std::sync::Mutex::new(std::collections::HashMap::new()),
-            unwritten: std::sync::Mutex::new(std::collections::HashSet::new()),
+            holding: std::sync::Mutex::new(std::collections::HashSet::new()),
             renewing: std::sync::atomic::AtomicBool::new(false),
         });
         Self {
@@ -278,6 +277,7 @@ impl Engine {
 
     /// Hands freshly accepted (and leased) deliveries to the dispatcher.
     fn submit(&self, jobs: Vec<DeliveryJob>) {
+        let jobs = self.shared.hold(jobs);
         if !jobs.is_empty() {
             let _ = self.tx.send(Msg::Jobs(jobs));
         }
@@ -360,7 +360,7 @@ impl Engine {
                     Some(Msg::Changed(webhook)) => dispatcher.reset(webhook),
                     None => break,
                 },
-                _ = renew.tick() => renew_leases(&shared, dispatcher.held()),
+                _ = renew.tick() => renew_leases(&shared),
                 _ = shutdown.cancelled() => break,
             }
             load.store(dispatcher.load(), std::sync::atomic::Ordering::Relaxed);
@@ -444,12 +444,12 @@ async fn complete(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outcome>)
     }
 }
 
-/// Extends the leases of what the dispatcher holds and of the outcomes not
-/// committed yet, in the background; one renewal at a time, so that a slow
-/// database is not handed a pile of overlapping updates of the same rows.
-fn renew_leases(shared: &Arc<Shared>, mut held: Vec<i64>) {
+/// Extends the leases of every delivery held here, in the background; one
+/// renewal at a time, so that a slow database is not handed a pile of
+/// overlapping updates of the same rows.
+fn renew_leases(shared: &Arc<Shared>) {
     use std::sync::atomic::Ordering::AcqRel;
-    held.extend(shared.unwritten.lock().expect("unwritten lock").iter());
+    let held = shared.holding_now();
     if held.is_empty() || shared.renewing.swap(true, AcqRel) {
         return;
     }
@@ -483,7 +483,9 @@ fn count_settled(metrics: &crate::metrics::Metrics, batch: &[Outcome]) {
     }
 }
 
-/// Claims due retries and expired leases, as much as memory allows.
+/// Claims due retries and other nodes' expired leases, as much as memory
+/// allows; once a lease period, frees this node's own lapsed leases on
+/// deliveries it does not hold (see [`free_forgotten_leases`]).
 async fn claim(
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -491,7 +493,13 @@ async fn claim(
     shutdown: CancellationToken,
 ) {
     let interval = Duration::from_millis(shared.config.claim_interval_ms);
+    let lease = Duration::from_millis(shared.config.lease_ms);
+    let mut freed_at = tokio::time::Instant::now();
     loop {
+        if freed_at.elapsed() >= lease {
+            free_forgotten_leases(&shared).await;
+            freed_at = tokio::time::Instant::now();
+        }
         loop {
             let used = load.load(std::sync::atomic::Ordering::Relaxed);
             let room = shared
@@ -515,6 +523,7 @@ async fn claim(
             {
                 Ok(jobs) => {
                     let full = jobs.len() == room;
+                    let jobs = shared.hold(jobs);
                     // Count them now; the dispatcher reports the exact load
                     // once it has taken them.
                     load.fetch_add(jobs.len(), std::sync::atomic::Ordering::Relaxed);
@@ -536,6 +545,31 @@ async fn claim(
             _ = shared.claim_wake.notified() => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// A lease this node took and then lost track of (the publish's commit
+/// answered an error, so its deliveries never reached the dispatcher) is
+/// not claimed back like another node's: it is made pending again, once
+/// it has lapsed for a whole lease period, unless the delivery is held here.
+async fn free_forgotten_leases(shared: &Shared) {
+    let keep = shared.holding_now();
+    let now = shared.clock.now_ms();
+    let before = now - shared.config.lease_ms as i64;
+    match shared
+        .store
+        .free_lapsed_leases(shared.node_id.clone(), before, keep, now)
+        .await
+    {
+        Ok(0) => {}
+        Ok(freed) => {
+            tracing::warn!(
+                deliveries = freed,
+                "freed deliveries leased to this node that it had lost track of; they will be sent now"
+            );
+            shared.wake_claimer();
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot free this node's forgotten leases"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A healthy receiver never gets the same delivery twice: bursts far
-//! larger than one lease can cover, on PostgreSQL, where the lease is the
-//! only thing between a slow lane and a second claim.
+//! larger than one lease can cover, on PostgreSQL, with leases short
+//! enough to lapse while the node still holds the deliveries (a node never
+//! claims its own lapsed leases back).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -46,7 +47,11 @@ impl Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_bursts_longer_than_a_lease_reach_a_healthy_receiver_once() {
     let app = spawn_delivering_on_postgres(|c| {
-        c.delivery.lease_ms = 2_000;
+        // Leases far shorter than a burst takes to send, so that under
+        // load they lapse while this node still holds the deliveries.
+        c.delivery.lease_ms = 400;
+        c.delivery.timeout_ms = 300;
+        c.webhooks.max_timeout_ms = 300;
     })
     .await;
     let t = app.tenant().await;

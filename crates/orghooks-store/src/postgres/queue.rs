@@ -111,6 +111,18 @@ impl DeliveryQueue for PgStore {
         exec(&client, &queue::RECOVER_LEASES, &[&now]).await
     }
 
+    async fn free_lapsed_leases(
+        &self,
+        owner: String,
+        before: i64,
+        keep: Vec<i64>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        static FREE: Sql = Sql::new(concat!(queue::free_lapsed_leases!(), "<> ALL($4)"));
+        let client = self.client().await?;
+        exec(&client, &FREE, &[&owner, &before, &now, &keep]).await
+    }
+
     async fn renew_leases(
         &self,
         owner: String,
@@ -251,10 +263,10 @@ async fn append_direct(
     Ok(made)
 }
 
-/// Due pending deliveries and expired leases, oldest due first, locked
-/// with `SKIP LOCKED` so that concurrent claims take different rows. Each
-/// kind is read through its own partial index (`deliveries_due`,
-/// `deliveries_leased`).
+/// Due pending deliveries and other owners' expired leases, oldest due
+/// first, locked with `SKIP LOCKED` so that concurrent claims take
+/// different rows. Each kind is read through its own partial index
+/// (`deliveries_due`, `deliveries_leased`).
 static CLAIM: Sql = Sql::new(concat!(
     "WITH due AS (SELECT id, next_attempt_at AS at FROM deliveries d \
                    WHERE status = 'pending' AND next_attempt_at <= $3 \
@@ -263,7 +275,7 @@ static CLAIM: Sql = Sql::new(concat!(
     "              ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
           lapsed AS (SELECT id, lease_until AS at FROM deliveries \
                    WHERE status = 'delivering' AND lease_until <= $3 \
-                   AND webhook_uuid <> ALL($5) \
+                   AND lease_owner <> $1 AND webhook_uuid <> ALL($5) \
                    ORDER BY lease_until, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
      UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, \
        updated_at = $3 \

@@ -104,6 +104,23 @@ impl DeliveryQueue for SqliteStore {
             .await
     }
 
+    async fn free_lapsed_leases(
+        &self,
+        owner: String,
+        before: i64,
+        keep: Vec<i64>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        static FREE: Sql = Sql::new(concat!(
+            queue::free_lapsed_leases!(),
+            "NOT IN (SELECT value FROM json_each($4))"
+        ));
+        let keep = serde_json::to_string(&keep).expect("a list of integers serialises");
+        self.writer
+            .submit(move |conn| exec(conn, &FREE, params![owner, before, now, keep]))
+            .await
+    }
+
     async fn renew_leases(
         &self,
         owner: String,
@@ -344,8 +361,9 @@ fn append_notice(
     Ok(targets.len() as u32)
 }
 
-/// Due pending deliveries and expired leases, oldest due first. Two
-/// indexed scans (`deliveries_due`, `deliveries_leased`) joined by due time.
+/// Due pending deliveries and other owners' expired leases, oldest due
+/// first. Two indexed scans (`deliveries_due`, `deliveries_leased`) joined
+/// by due time.
 static CLAIM: Sql = Sql::new(concat!(
     "UPDATE deliveries SET status = 'delivering', lease_owner = $1, lease_until = $2, \
      updated_at = $3 WHERE id IN ( \
@@ -356,7 +374,7 @@ static CLAIM: Sql = Sql::new(concat!(
     "              UNION ALL \
                       SELECT id, lease_until AS due FROM deliveries \
                         WHERE status = 'delivering' AND lease_until <= $3 \
-                        AND webhook_uuid NOT IN (SELECT value FROM json_each($5))) \
+                        AND lease_owner <> $1 AND webhook_uuid NOT IN (SELECT value FROM json_each($5))) \
        ORDER BY due, id LIMIT $4) \
      RETURNING ",
     queue::claimed_cols!()

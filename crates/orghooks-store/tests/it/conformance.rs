@@ -20,6 +20,7 @@ macro_rules! conformance_suite {
             publisher_tokens_are_found_by_hash_and_revoked_once,
             claims_take_the_oldest_due_first,
             an_outcome_from_another_owner_settles_nothing,
+            a_node_frees_rather_than_claims_its_own_lapsed_leases,
             test_deliveries_and_the_log,
             disabling_holds_and_reactivating_releases,
             resending_starts_a_fresh_budget,
@@ -594,6 +595,58 @@ pub async fn renewed_leases_are_not_claimed(store: Arc<dyn Store>) {
     );
 }
 
+/// A node never claims back a lease of its own that lapsed: it still has
+/// the delivery in memory, and sending it again would make a duplicate.
+/// What it lost track of it frees, once lapsed long enough, keeping what
+/// it still holds; then any claim takes it.
+pub async fn a_node_frees_rather_than_claims_its_own_lapsed_leases(store: Arc<dyn Store>) {
+    let (_, hook, jobs) = two_leased_deliveries(&*store, 1_000).await;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert!(
+        store
+            .claim_due(5_000, lease(20_000), 100, vec![])
+            .await
+            .unwrap()
+            .is_empty(),
+        "its own lapsed leases are not claimed by node-a"
+    );
+    assert_eq!(
+        store
+            .free_lapsed_leases("node-b".into(), 4_000, vec![], 5_000)
+            .await
+            .unwrap(),
+        0,
+        "another owner frees nothing"
+    );
+    assert_eq!(
+        store
+            .free_lapsed_leases("node-a".into(), 999, vec![], 5_000)
+            .await
+            .unwrap(),
+        0,
+        "nothing lapsed before 999"
+    );
+    assert_eq!(
+        store
+            .free_lapsed_leases("node-a".into(), 4_000, vec![ids[0]], 5_000)
+            .await
+            .unwrap(),
+        1,
+        "the one node-a still holds is kept"
+    );
+    let freed = store.get_delivery(hook.uuid, jobs[1].uuid).await.unwrap();
+    assert_eq!(freed.summary.status, DeliveryStatus::Pending);
+    assert_eq!(freed.summary.next_attempt_at, 5_000);
+    let claimed = store
+        .claim_due(5_000, lease(20_000), 100, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+}
+
 /// Publisher tokens: found by their hash, listed, revoked once (a second
 /// revoke keeps the first time); an unknown one is `NotFound`.
 pub async fn publisher_tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
@@ -662,8 +715,8 @@ async fn pending_deliveries(store: &dyn Store, books: &[&str], at: i64) -> (Webh
 }
 
 /// Claims are in due order (a retry due earlier goes before a newer
-/// delivery, an expired lease competes by its expiry), capped by `limit`,
-/// and leave out the webhooks in `skip` and what is not due yet.
+/// delivery, another node's expired lease competes by its expiry), capped
+/// by `limit`, and leave out the webhooks in `skip` and what is not due yet.
 pub async fn claims_take_the_oldest_due_first(store: Arc<dyn Store>) {
     let (hook, events) = pending_deliveries(&*store, &["b1", "b2", "b3"], 100).await;
     // Nothing is due before its time; a skipped webhook is left alone.
@@ -699,10 +752,9 @@ pub async fn claims_take_the_oldest_due_first(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let one = store
-        .claim_due(1_000, lease(5_000), 1, vec![])
-        .await
-        .unwrap();
+    let mut b = lease(5_000);
+    b.owner = "node-b".into();
+    let one = store.claim_due(1_000, b.clone(), 1, vec![]).await.unwrap();
     assert_eq!(
         one.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![all[1].id],
@@ -712,10 +764,7 @@ pub async fn claims_take_the_oldest_due_first(store: Arc<dyn Store>) {
         one[0].attempts, 0,
         "a retry without an attempt spends nothing"
     );
-    let rest = store
-        .claim_due(1_000, lease(5_000), 10, vec![])
-        .await
-        .unwrap();
+    let rest = store.claim_due(1_000, b, 10, vec![]).await.unwrap();
     let mut ids: Vec<i64> = rest.iter().map(|j| j.id).collect();
     ids.sort_unstable();
     assert_eq!(
